@@ -1,0 +1,44 @@
+# Two commands: `make run` (install and serve on http://127.0.0.1:5000) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
+DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
+
+.PHONY: install run test test-sqlite test-postgresql lint format clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt
+	@bash scripts/system-packages.sh
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+run: install
+	$(DEV_ENV) $(BIN)/flask --app terminus_hub db upgrade
+	$(DEV_ENV) $(BIN)/flask --app terminus_hub run --host 127.0.0.1 --port 5000
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+# The whole suite on SQLite; then again on PostgreSQL and Redis when TEST_DATABASE_URL is set.
+test: lint test-sqlite
+	@if [ -n "$$TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgresql; \
+	else echo "TEST_DATABASE_URL unset: PostgreSQL run skipped (CI sets it)"; fi
+
+test-sqlite: install
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgresql: install
+	$(BIN)/pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

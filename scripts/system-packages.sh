@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install the Debian packages the project needs and a fresh machine may lack.
+# Runs apt-get only when something is missing, and only as root (otherwise it says what to install).
+set -euo pipefail
+
+needed=()
+python3 -c 'import venv, ensurepip' 2>/dev/null || needed+=(python3-venv)
+
+if [ ${#needed[@]} -eq 0 ]; then
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "Please install these Debian packages first: sudo apt-get install -y ${needed[*]}" >&2
+  exit 1
+fi
+echo "Installing Debian packages: ${needed[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${needed[@]}" >/dev/null

@@ -1,0 +1,60 @@
+"""Decide a password sign-in; the contract's messages live here."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+from flask import current_app
+from sqlalchemy import select
+
+from terminus_hub.auth.routing import password_blocked_by_sso
+from terminus_hub.emails import try_canonical_email
+from terminus_hub.extensions import db
+from terminus_hub.models import User
+from terminus_hub.passwords import dummy_verify
+from terminus_hub.passwords import verify_password
+
+INCORRECT = "Incorrect email or password."
+UNCONFIRMED = "Confirm your email before signing in."
+SSO_ENFORCED = (
+    "Your account’s domain enforces single sign-on. Sign in through your identity provider instead."
+)
+
+
+class Outcome(enum.Enum):
+    SIGNED_IN = "signed_in"
+    FAILED = "failed"
+    UNCONFIRMED = "unconfirmed"
+    SSO_REQUIRED = "sso_required"
+
+
+@dataclass(frozen=True)
+class Result:
+    outcome: Outcome
+    user: User | None = None
+
+
+def find_user(email: str) -> User | None:
+    """Return the person with this email (any case or spacing), or None."""
+    canonical = try_canonical_email(email)
+    if canonical is None:
+        return None
+    return db.session.scalar(select(User).where(User.email == canonical))
+
+
+def authenticate(email: str, password: str) -> Result:
+    """Check an email and password, paying for one password check whatever the outcome."""
+    user = find_user(email)
+    too_long = len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]
+    if user is None or too_long:
+        dummy_verify()
+        return Result(Outcome.FAILED)
+    if not verify_password(password, user.password_hash):
+        return Result(Outcome.FAILED)
+    # Only a correct password earns a more specific answer.
+    if not user.is_confirmed:
+        return Result(Outcome.UNCONFIRMED, user)
+    if password_blocked_by_sso(user):
+        return Result(Outcome.SSO_REQUIRED, user)
+    return Result(Outcome.SIGNED_IN, user)

@@ -1,0 +1,116 @@
+"""Operator commands: `flask --app terminus_hub users|accounts|mail …`."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from terminus_hub import mail
+from terminus_hub.accounts.membership import MembershipError
+from terminus_hub.accounts.membership import account_by_slug
+from terminus_hub.accounts.membership import add_member
+from terminus_hub.accounts.membership import create_account
+from terminus_hub.auth.signin import find_user
+from terminus_hub.emails import InvalidEmail
+from terminus_hub.emails import canonical_email
+from terminus_hub.extensions import db
+from terminus_hub.models import ROLES
+from terminus_hub.models import User
+from terminus_hub.models import utcnow
+from terminus_hub.passwords import context_words
+from terminus_hub.passwords import hash_password
+from terminus_hub.passwords import password_problem
+
+users = AppGroup("users", help="Create and manage people.")
+accounts = AppGroup("accounts", help="Create accounts and manage their members.")
+mail_group = AppGroup("mail", help="The outgoing mail queue.")
+
+
+def init_app(app: Flask) -> None:
+    """Add the command groups to `flask`."""
+    for group in (users, accounts, mail_group):
+        app.cli.add_command(group)
+
+
+def _email(raw: str) -> str:
+    try:
+        return canonical_email(raw)
+    except InvalidEmail as exc:
+        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
+
+
+def _existing_user(raw: str) -> User:
+    user = find_user(_email(raw))
+    if user is None:
+        raise click.ClickException(f"No user has the email {raw.strip()}.")
+    return user
+
+
+@users.command("create")
+@click.argument("email")
+@click.option("--password", help="Prompted for (hidden) when not given.")
+@click.option("--name", default="", help="The person's name.")
+@click.option("--confirmed", is_flag=True, help="Mark the email as already confirmed.")
+def create_user(email: str, password: str | None, name: str, confirmed: bool) -> None:
+    """Create a user who can sign in with a password."""
+    canonical = _email(email)
+    name = " ".join(name.split())
+    if len(name) > 120 or not name.isprintable():
+        raise click.BadParameter("use at most 120 printable characters", param_hint="--name")
+    if find_user(canonical) is not None:
+        raise click.ClickException(f"A user with the email {canonical} already exists.")
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    problem = password_problem(password, context_words(canonical, name))
+    if problem:
+        raise click.BadParameter(problem, param_hint="--password")
+    user = User(
+        email=canonical,
+        name=name,
+        password_hash=hash_password(password),
+        confirmed_at=utcnow() if confirmed else None,
+    )
+    db.session.add(user)
+    db.session.commit()
+    state = "confirmed" if confirmed else "unconfirmed"
+    click.echo(f"Created user {user.email} ({user.id}), {state}.")
+
+
+@accounts.command("create")
+@click.argument("name")
+@click.option("--owner", "owner_email", required=True, help="Email of an existing user.")
+def create_account_command(name: str, owner_email: str) -> None:
+    """Create an account, with its workspace Main, owned by an existing user."""
+    name = " ".join(name.split())
+    if not name or len(name) > 120 or not name.isprintable():
+        raise click.BadParameter("give 1 to 120 printable characters", param_hint="NAME")
+    owner = _existing_user(owner_email)
+    account = create_account(name, owner=owner)
+    db.session.commit()
+    click.echo(f"Created account {account.slug} ({account.id}) owned by {owner.email}.")
+
+
+@accounts.command("add-member")
+@click.argument("slug")
+@click.argument("email")
+@click.option("--role", type=click.Choice(ROLES), required=True)
+def add_member_command(slug: str, email: str, role: str) -> None:
+    """Give an existing user a role in an account."""
+    account = account_by_slug(slug)
+    if account is None:
+        raise click.ClickException(f"No account has the slug {slug}.")
+    user = _existing_user(email)
+    try:
+        add_member(account, user, role)
+    except MembershipError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(f"Added {user.email} to {account.slug} as {role}.")
+
+
+@mail_group.command("send-pending")
+def send_pending() -> None:
+    """Send the mail waiting in the outbox (safe to run from cron on every instance)."""
+    sent, failed = mail.deliver_pending(limit=1000)
+    click.echo(f"Sent {sent} mail(s); gave up on {failed}.")

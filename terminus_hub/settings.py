@@ -1,0 +1,112 @@
+"""Built-in defaults and the contract's order for loading settings."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+DEFAULTS: dict[str, Any] = {
+    # Level of the terminus_hub loggers; INFO shows mail in the terminal when MAIL_SERVER is unset.
+    "LOG_LEVEL": "INFO",
+    # Database: SQLite in the instance folder unless DATABASE_URL or a setting says otherwise.
+    "SQLALCHEMY_DATABASE_URI": None,
+    "SQLALCHEMY_ENGINE_OPTIONS": {},
+    # Cookies: HttpOnly and SameSite=Lax always; Secure unless the local dev command turns it off.
+    "SESSION_COOKIE_SECURE": True,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": None,  # "__Host-thub_session" when Secure, else "thub_session"
+    "REMEMBER_COOKIE_HTTPONLY": True,
+    # Requests larger than this are refused with 413 before they are read.
+    "MAX_CONTENT_LENGTH": 1024 * 1024,
+    # CSRF tokens live as long as the session that holds them.
+    "WTF_CSRF_TIME_LIMIT": None,
+    # Rate limits: per-process memory by default, Redis in production; fall back, never fail.
+    "RATELIMIT_STORAGE_URI": "memory://",
+    "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
+    "RATELIMIT_HEADERS_ENABLED": True,
+    "RATELIMIT_KEY_PREFIX": "thub",
+    # Mail: with MAIL_SERVER unset, mail (with its links) is written to the log.
+    "MAIL_SERVER": None,
+    "MAIL_PORT": 25,
+    "MAIL_USE_TLS": False,
+    "MAIL_USE_SSL": False,
+    "MAIL_USERNAME": None,
+    "MAIL_PASSWORD": None,
+    "MAIL_DEFAULT_SENDER": "Terminus Hub <no-reply@localhost>",
+    "MAIL_TIMEOUT": 5,  # seconds; bounds any wait on a slow mail server
+    "MAIL_MAX_ATTEMPTS": 8,  # deliveries tried (with back-off) before a mail is given up
+    # Origin used in emailed links, e.g. "https://hub.example.com"; set it in production so
+    # links never depend on a request's Host header. Unset: the request's own origin.
+    "TERMINUS_BASE_URL": None,
+    # Product settings (CONTRACT.md §1 and §6).
+    "TERMINUS_BCRYPT_ROUNDS": 12,
+    "TERMINUS_LOCKOUT_MAX_ATTEMPTS": 5,
+    "TERMINUS_LOCKOUT_MINUTES": 15,
+    "TERMINUS_PASSWORD_MIN_LENGTH": 12,
+    "TERMINUS_PASSWORD_MAX_LENGTH": 1024,
+    "TERMINUS_SIGN_IN_RATE_LIMIT": "20 per minute",
+    "TERMINUS_API_RATE_LIMIT": "600 per minute",
+    "TERMINUS_CONFIRM_TOKEN_HOURS": 72,
+    "TERMINUS_RESET_TOKEN_MINUTES": 60,
+    "TERMINUS_SESSION_IDLE_HOURS": 12,
+    "TERMINUS_SESSION_MAX_DAYS": 14,
+}
+
+
+def load(app: Flask, config: Mapping[str, Any] | None) -> None:
+    """Load settings: defaults, instance/config.py, FLASK_* variables, then the mapping."""
+    app.config.from_mapping(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    app.config.from_prefixed_env()
+    if os.environ.get("DATABASE_URL"):
+        app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["DATABASE_URL"]
+    if config is not None:
+        app.config.from_mapping(config)
+
+    uri = app.config["SQLALCHEMY_DATABASE_URI"]
+    if not uri:
+        uri = "sqlite:///" + os.path.join(app.instance_path, "terminus_hub.sqlite")
+    app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(uri)
+    if not app.config["SESSION_COOKIE_NAME"]:
+        secure = app.config["SESSION_COOKIE_SECURE"]
+        app.config["SESSION_COOKIE_NAME"] = "__Host-thub_session" if secure else "thub_session"
+    if not app.config.get("SECRET_KEY"):
+        app.config["SECRET_KEY"] = load_or_create_secret_key(app.instance_path)
+
+
+def migrations_directory() -> str:
+    """Return the Flask-Migrate repository beside the package, wherever the command runs."""
+    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+
+
+def normalize_database_url(url: str) -> str:
+    """Point postgres:// and postgresql:// URLs at the psycopg 3 driver we ship."""
+    for scheme in ("postgres://", "postgresql://"):
+        if url.startswith(scheme):
+            return "postgresql+psycopg://" + url[len(scheme) :]
+    return url
+
+
+def load_or_create_secret_key(instance_path: str) -> str:
+    """Read instance/secret_key, making it (mode 0600) on first start."""
+    path = os.path.join(instance_path, "secret_key")
+    os.makedirs(instance_path, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        with open(path, encoding="ascii") as f:
+            key = f.read().strip()
+        if len(key) < 32:
+            raise RuntimeError(
+                f"{path} holds no usable secret key; delete it to make a new one"
+            ) from None
+        return key
+    key = secrets.token_urlsafe(48)
+    with os.fdopen(fd, "w", encoding="ascii") as f:
+        f.write(key + "\n")
+    return key

@@ -1,0 +1,164 @@
+"""Fixtures: app, client, runner, auth, hx, outbox; one suite for SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from flask.testing import FlaskCliRunner
+from sqlalchemy import create_engine
+from sqlalchemy import select
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from terminus_hub import create_app
+from terminus_hub.extensions import db
+from terminus_hub.models import OutboxMessage
+from tests import factories
+
+BASE_CONFIG: dict[str, Any] = {
+    "TESTING": True,
+    "SECRET_KEY": "test-secret-key-" + "x" * 32,
+    "TERMINUS_BCRYPT_ROUNDS": 4,
+    "WTF_CSRF_ENABLED": False,
+    "RATELIMIT_ENABLED": False,
+    "SERVER_NAME": "localhost",
+    "SESSION_COOKIE_SECURE": False,
+}
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keep FLASK_* and DATABASE_URL from the developer's shell out of the tests."""
+    for name in list(os.environ):
+        if name.startswith("FLASK_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str | None]:
+    """Make a PostgreSQL database for this run (schema by migrations) and drop it after."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield None
+        return
+    name = f"thub_test_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        from flask_migrate import upgrade
+
+        app = create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
+        with app.app_context():
+            upgrade()
+            db.engine.dispose()
+        yield url
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _config_for(request: pytest.FixtureRequest, database_url: str | None) -> dict[str, Any]:
+    config = dict(BASE_CONFIG)
+    config["SQLALCHEMY_DATABASE_URI"] = database_url or "sqlite://"
+    if os.environ.get("TEST_REDIS_URL"):
+        config["RATELIMIT_STORAGE_URI"] = os.environ["TEST_REDIS_URL"]
+        config["RATELIMIT_KEY_PREFIX"] = f"thub-test-{secrets.token_hex(4)}"
+    for marker in reversed(list(request.node.iter_markers("app_config"))):
+        config.update(marker.kwargs)
+    return config
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, database_url: str | None, tmp_path: Any) -> Iterator[Flask]:
+    """A fresh app per test on an empty database."""
+    app = create_app(_config_for(request, database_url), instance_path=str(tmp_path / "instance"))
+    with app.app_context():
+        if database_url is None:
+            db.create_all()
+    yield app
+    with app.app_context():
+        db.session.remove()
+        if database_url is not None:
+            with db.engine.begin() as conn:
+                for table in reversed(db.metadata.sorted_tables):
+                    conn.execute(table.delete())
+        db.engine.dispose()
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Flask) -> FlaskCliRunner:
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def hx() -> dict[str, str]:
+    """Headers htmx sends with its requests."""
+    return {"HX-Request": "true"}
+
+
+class AuthActions:
+    """Drive the real sign-in and sign-out forms."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self._client = client
+
+    def sign_in(self, email: str, password: str = factories.PASSWORD, **extra: str) -> Any:
+        return self._client.post(
+            "/sign_in/password", data={"email": email, "password": password, **extra}
+        )
+
+    def sign_out(self) -> Any:
+        return self._client.post("/sign_out")
+
+
+@pytest.fixture
+def auth(client: FlaskClient) -> AuthActions:
+    return AuthActions(client)
+
+
+class Outbox:
+    """The mail the app wrote, read from the outbox table."""
+
+    def __init__(self, app: Flask) -> None:
+        self._app = app
+
+    def messages(self, to: str | None = None) -> list[OutboxMessage]:
+        with self._app.app_context():
+            query = select(OutboxMessage).order_by(OutboxMessage.created_at)
+            if to is not None:
+                query = query.where(OutboxMessage.recipient == to)
+            rows = list(db.session.scalars(query))
+            db.session.expunge_all()
+            return rows
+
+    def last_link(self, to: str) -> str:
+        """Return the path of the last link mailed to an address."""
+        body = self.messages(to)[-1].text_body
+        urls = re.findall(r"https?://[^\s]+", body)
+        return re.sub(r"^https?://[^/]+", "", urls[-1])
+
+
+@pytest.fixture
+def outbox(app: Flask) -> Outbox:
+    return Outbox(app)
+
+
+@pytest.fixture
+def user(app: Flask) -> factories.Person:
+    """A signed-up, confirmed person who owns one account."""
+    return factories.make_person(app)

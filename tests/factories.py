@@ -1,0 +1,73 @@
+"""Plain functions that make rows for tests; each commits and returns plain data."""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from flask import Flask
+
+from terminus_hub.accounts.membership import add_member
+from terminus_hub.accounts.membership import create_account
+from terminus_hub.extensions import db
+from terminus_hub.models import Account
+from terminus_hub.models import User
+from terminus_hub.models import utcnow
+from terminus_hub.passwords import hash_password
+
+PASSWORD = "correct horse battery staple"
+_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: str
+    email: str
+    password: str
+    account_slug: str | None
+
+
+def make_user(
+    app: Flask,
+    email: str | None = None,
+    password: str = PASSWORD,
+    confirmed: bool = True,
+    name: str = "Test Person",
+) -> User:
+    """Add a user (confirmed unless told otherwise) and return the row, detached."""
+    with app.app_context():
+        user = User(
+            email=email or f"person{next(_numbers)}@example.com",
+            name=name,
+            password_hash=hash_password(password),
+            confirmed_at=utcnow() if confirmed else None,
+        )
+        db.session.add(user)
+        db.session.commit()
+        db.session.expunge(user)
+        return user
+
+
+def make_account(app: Flask, owner_email: str, name: str | None = None) -> str:
+    """Add an account owned by an existing user; return its slug."""
+    with app.app_context():
+        owner = db.session.query(User).filter_by(email=owner_email).one()
+        account = create_account(name or f"Account {next(_numbers)}", owner=owner)
+        db.session.commit()
+        return account.slug
+
+
+def make_membership(app: Flask, slug: str, email: str, role: str = "member") -> None:
+    """Give an existing user a role in an existing account."""
+    with app.app_context():
+        account = db.session.query(Account).filter_by(slug=slug).one()
+        user = db.session.query(User).filter_by(email=email).one()
+        add_member(account, user, role)
+        db.session.commit()
+
+
+def make_person(app: Flask, confirmed: bool = True, email: str | None = None) -> Person:
+    """Add a user who owns one account, as sign-up would."""
+    user = make_user(app, email=email, confirmed=confirmed)
+    slug = make_account(app, user.email)
+    return Person(id=user.id, email=user.email, password=PASSWORD, account_slug=slug)

@@ -1,0 +1,5 @@
+"""The WSGI entry point: `gunicorn wsgi:app`."""
+
+from terminus_hub import create_app
+
+app = create_app()
