@@ -11,6 +11,7 @@ from terminus_hub import accounts
 from terminus_hub import auth
 from terminus_hub import cli
 from terminus_hub import errors
+from terminus_hub import guards
 from terminus_hub import headers
 from terminus_hub import mail
 from terminus_hub import models
@@ -45,6 +46,7 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     templating.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
+    guards.init_app(app)
     errors.init_app(app)
     headers.init_app(app)
     cli.init_app(app)

@@ -37,7 +37,7 @@ def _email(raw: str) -> str:
     try:
         return canonical_email(raw)
     except InvalidEmail as exc:
-        raise click.BadParameter(str(exc), param_hint="EMAIL") from exc
+        raise click.ClickException(f"{raw!r} is not an email address. {exc}") from exc
 
 
 def _existing_user(raw: str) -> User:
@@ -57,14 +57,14 @@ def create_user(email: str, password: str | None, name: str, confirmed: bool) ->
     canonical = _email(email)
     name = " ".join(name.split())
     if len(name) > 120 or not name.isprintable():
-        raise click.BadParameter("use at most 120 printable characters", param_hint="--name")
+        raise click.ClickException("--name takes at most 120 printable characters.")
     if find_user(canonical) is not None:
         raise click.ClickException(f"A user with the email {canonical} already exists.")
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     problem = password_problem(password, context_words(canonical, name))
     if problem:
-        raise click.BadParameter(problem, param_hint="--password")
+        raise click.ClickException(f"--password: {problem}")
     user = User(
         email=canonical,
         name=name,
@@ -84,7 +84,7 @@ def create_account_command(name: str, owner_email: str) -> None:
     """Create an account, with its workspace Main, owned by an existing user."""
     name = " ".join(name.split())
     if not name or len(name) > 120 or not name.isprintable():
-        raise click.BadParameter("give 1 to 120 printable characters", param_hint="NAME")
+        raise click.ClickException("NAME takes 1 to 120 printable characters.")
     owner = _existing_user(owner_email)
     account = create_account(name, owner=owner)
     db.session.commit()
@@ -94,9 +94,11 @@ def create_account_command(name: str, owner_email: str) -> None:
 @accounts.command("add-member")
 @click.argument("slug")
 @click.argument("email")
-@click.option("--role", type=click.Choice(ROLES), required=True)
+@click.option("--role", required=True, help="owner, admin or member.")
 def add_member_command(slug: str, email: str, role: str) -> None:
     """Give an existing user a role in an account."""
+    if role not in ROLES:
+        raise click.ClickException(f"--role must be one of: {', '.join(ROLES)}.")
     account = account_by_slug(slug)
     if account is None:
         raise click.ClickException(f"No account has the slug {slug}.")

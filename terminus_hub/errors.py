@@ -9,7 +9,7 @@ from flask import Response
 from flask import make_response
 from flask import render_template
 from flask_wtf.csrf import CSRFError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
@@ -48,7 +48,7 @@ def init_app(app: Flask) -> None:
     """Register the handlers that turn every error into a page or fragment."""
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
-    for exc in (OperationalError, PoolTimeoutError, DBAPIError):
+    for exc in (OperationalError, InterfaceError, PoolTimeoutError):
         app.register_error_handler(exc, _database_down)
     app.register_error_handler(Exception, _unexpected)
 

@@ -40,8 +40,9 @@ def send_email(to: str, template: str, **context: Any) -> OutboxMessage:
         html_body=render_template(f"email/{template}.html", **context),
     )
     db.session.add(message)
+    db.session.flush()
     if has_request_context():
-        g.setdefault("outbox_pending", True)
+        g.setdefault("outbox_ids", []).append(message.id)
     return message
 
 
@@ -50,26 +51,34 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _send_after_response(response):  # type: ignore[no-untyped-def]
-        if g.pop("outbox_pending", False):
-            response.call_on_close(lambda: _deliver_in_context(app))
+        ids = g.pop("outbox_ids", None)
+        if ids:
+            response.call_on_close(lambda: _deliver_in_context(app, ids))
         return response
 
 
-def _deliver_in_context(app: Flask) -> None:
+def _deliver_in_context(app: Flask, ids: list[str]) -> None:
+    # Only this request's own mail: the backlog is `flask mail send-pending`'s job, so one
+    # request never waits on more than its own few messages.
     with app.app_context():
         try:
-            deliver_pending()
+            deliver_pending(ids=ids)
         except Exception:
-            # The mail stays in the outbox; `flask mail send-pending` or the next request retries.
+            # The mail stays in the outbox; `flask mail send-pending` retries it.
             log.exception("outbox delivery failed; mail kept for retry")
 
 
-def deliver_pending(limit: int = 100) -> tuple[int, int]:
-    """Send due outbox mail, each by one sender only; return (sent, given up)."""
+def deliver_pending(limit: int = 100, ids: list[str] | None = None) -> tuple[int, int]:
+    """Send due outbox mail (optionally only the given ids), each by one sender only.
+
+    Returns (sent, given up).
+    """
     now = utcnow()
+    query = select(OutboxMessage.id)
+    if ids is not None:
+        query = query.where(OutboxMessage.id.in_(ids))
     due = db.session.scalars(
-        select(OutboxMessage.id)
-        .where(
+        query.where(
             OutboxMessage.sent_at.is_(None),
             OutboxMessage.failed_at.is_(None),
             OutboxMessage.next_attempt_at <= now,
@@ -83,7 +92,12 @@ def deliver_pending(limit: int = 100) -> tuple[int, int]:
         if not _claim(message_id):
             continue
         message = db.session.get(OutboxMessage, message_id)
-        outcome = _deliver(message)
+        try:
+            outcome = _deliver(message)
+        except Exception as exc:
+            # A message that cannot even be built (bad header, no sender) will never go out.
+            log.exception("mail %s could not be sent", message_id)
+            outcome = _record_failure(message, f"{type(exc).__name__}: {exc}", True)
         db.session.commit()
         sent += outcome == "sent"
         failed += outcome == "failed"
@@ -113,8 +127,10 @@ def _deliver(message: OutboxMessage) -> str:
         _transmit(message)
     except smtplib.SMTPResponseException as exc:
         return _record_failure(message, f"{exc.smtp_code} {exc.smtp_error!r}", exc.smtp_code >= 500)
-    except smtplib.SMTPRecipientsRefused:
-        return _record_failure(message, "recipient refused", True)
+    except smtplib.SMTPRecipientsRefused as exc:
+        codes = [code for code, _ in exc.recipients.values()]
+        # A 4xx at RCPT (greylisting, a full mailbox) is worth another try; a 5xx is final.
+        return _record_failure(message, f"recipient refused ({codes})", min(codes) >= 500)
     except (OSError, smtplib.SMTPException) as exc:
         return _record_failure(message, f"{type(exc).__name__}: {exc}", False)
     message.sent_at = utcnow()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -22,6 +23,8 @@ def init_app(app: Flask) -> None:
 
 
 def _viewer() -> Any:
+    if not has_request_context():  # mail rendered by a command has no viewer
+        return None
     # An error page must render even when the database that knows the person is down.
     try:
         return current_user if current_user.is_authenticated else None

@@ -44,6 +44,7 @@ def make_user(
         )
         db.session.add(user)
         db.session.commit()
+        db.session.refresh(user)
         db.session.expunge(user)
         return user
 

@@ -17,6 +17,7 @@ from terminus_hub.models import User
 from terminus_hub.models import Workspace
 
 FIRST_WORKSPACE = "Main"
+SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 ALREADY_MEMBER = "{email} is already a member of {slug}."
 UNKNOWN_ROLE = "Role must be one of: owner, admin, member."
 
@@ -88,7 +89,7 @@ def account_by_slug(slug: str) -> Account | None:
 
 def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
     """Return the account and the person's membership; 404 when either is missing."""
-    account = account_by_slug(slug) if len(slug) <= 64 else None
+    account = account_by_slug(slug) if SLUG_PATTERN.fullmatch(slug) else None
     membership = membership_of(user, account) if account else None
     if account is None or membership is None:
         abort(404)

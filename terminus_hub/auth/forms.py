@@ -8,6 +8,7 @@ from wtforms import Field
 from wtforms import HiddenField
 from wtforms import PasswordField
 from wtforms import StringField
+from wtforms.validators import DataRequired
 from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import ValidationError
@@ -24,9 +25,15 @@ NAME_REQUIRED = "Enter your name."
 NAME_INVALID = "Use letters, spaces and punctuation only, up to 120 characters."
 
 
+def _strip(value: str | None) -> str | None:
+    return value.strip() if isinstance(value, str) else value
+
+
 def _email_field(label: str = "Email") -> EmailField:
     return EmailField(
-        label, validators=[InputRequired(EMAIL_REQUIRED), Length(max=254, message=INVALID_EMAIL)]
+        label,
+        filters=[_strip],
+        validators=[DataRequired(EMAIL_REQUIRED), Length(max=254, message=INVALID_EMAIL)],
     )
 
 
@@ -54,7 +61,7 @@ class PasswordSignInForm(FlaskForm):
 
 
 class SignUpForm(_EmailMixin, FlaskForm):
-    name = StringField("Your name", validators=[InputRequired(NAME_REQUIRED)])
+    name = StringField("Your name", filters=[_strip], validators=[DataRequired(NAME_REQUIRED)])
     email = _email_field()
     password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
 

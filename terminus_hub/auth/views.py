@@ -65,9 +65,7 @@ def sign_in_email() -> Response:
     sso_url = routing.sso_login_url(form.email.canonical)
     if sso_url:
         return htmx.redirect_to(sso_url)
-    password_form = PasswordSignInForm(
-        formdata=None, email=form.email.data.strip(), next=form.next.data
-    )
+    password_form = PasswordSignInForm(formdata=None, email=form.email.data, next=form.next.data)
     return _password_step(password_form)
 
 

@@ -1,0 +1,99 @@
+"""The factory and the contract's order of settings."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from terminus_hub import create_app
+from terminus_hub.settings import normalize_database_url
+
+
+@pytest.fixture
+def instance(tmp_path):
+    path = tmp_path / "instance"
+    path.mkdir()
+    return path
+
+
+def test_defaults_serve_one_machine(instance):
+    app = create_app(instance_path=str(instance))
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == f"sqlite:///{instance}/terminus_hub.sqlite"
+    assert app.config["RATELIMIT_STORAGE_URI"] == "memory://"
+    assert app.config["TERMINUS_BCRYPT_ROUNDS"] == 12
+    assert app.config["TERMINUS_LOCKOUT_MAX_ATTEMPTS"] == 5
+    assert app.config["TERMINUS_PASSWORD_MIN_LENGTH"] == 12
+    assert app.config["SESSION_COOKIE_SECURE"] is True
+    assert app.config["SESSION_COOKIE_NAME"] == "__Host-thub_session"
+
+
+def test_settings_load_in_contract_order(instance, monkeypatch):
+    (instance / "config.py").write_text(
+        "TERMINUS_LOCKOUT_MINUTES = 30\n"
+        "TERMINUS_BCRYPT_ROUNDS = 10\n"
+        "TERMINUS_RESET_TOKEN_MINUTES = 5\n"
+    )
+    monkeypatch.setenv("FLASK_TERMINUS_BCRYPT_ROUNDS", "11")
+    monkeypatch.setenv("FLASK_TERMINUS_RESET_TOKEN_MINUTES", "20")
+    app = create_app({"TERMINUS_RESET_TOKEN_MINUTES": 45}, instance_path=str(instance))
+    assert app.config["TERMINUS_LOCKOUT_MINUTES"] == 30  # instance/config.py over defaults
+    assert app.config["TERMINUS_BCRYPT_ROUNDS"] == 11  # FLASK_* over instance/config.py
+    assert app.config["TERMINUS_RESET_TOKEN_MINUTES"] == 45  # the mapping over everything
+
+
+def test_flask_prefixed_values_are_parsed_as_json(instance, monkeypatch):
+    monkeypatch.setenv("FLASK_SESSION_COOKIE_SECURE", "false")
+    app = create_app(instance_path=str(instance))
+    assert app.config["SESSION_COOKIE_SECURE"] is False
+    assert app.config["SESSION_COOKIE_NAME"] == "thub_session"
+
+
+def test_database_url_is_an_alias(instance, monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example/hub")
+    app = create_app(instance_path=str(instance))
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u@db.example/hub"
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("postgres://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql://h/db", "postgresql+psycopg://h/db"),
+        ("postgresql+psycopg://h/db", "postgresql+psycopg://h/db"),
+        ("sqlite:///x.db", "sqlite:///x.db"),
+    ],
+)
+def test_database_urls_use_the_shipped_driver(given, expected):
+    assert normalize_database_url(given) == expected
+
+
+def test_secret_key_is_made_once_and_kept_private(instance):
+    first = create_app(instance_path=str(instance)).config["SECRET_KEY"]
+    second = create_app(instance_path=str(instance)).config["SECRET_KEY"]
+    key_file = instance / "secret_key"
+    assert first == second and len(first) >= 32
+    assert stat.S_IMODE(os.stat(key_file).st_mode) == 0o600
+
+
+def test_configured_secret_key_wins_and_no_file_is_made(instance):
+    app = create_app({"SECRET_KEY": "k" * 40}, instance_path=str(instance))
+    assert app.config["SECRET_KEY"] == "k" * 40
+    assert not (instance / "secret_key").exists()
+
+
+def test_unusable_secret_key_file_refuses_to_start(instance):
+    (instance / "secret_key").write_text("short\n")
+    with pytest.raises(RuntimeError, match="no usable secret key"):
+        create_app(instance_path=str(instance))
+
+
+def test_wsgi_module_exposes_an_app(monkeypatch, instance):
+    monkeypatch.setenv("FLASK_SECRET_KEY", '"' + "s" * 40 + '"')
+    import importlib
+
+    import wsgi
+
+    importlib.reload(wsgi)
+    assert wsgi.app.name == "terminus_hub"
