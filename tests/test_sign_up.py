@@ -145,6 +145,7 @@ def test_bad_input_keeps_everything_typed_except_the_password(client):
         "Ünïcødé pässwörds wörk tøø, 日本語も",
         "🦄 rainbow unicorn 🌈 over the hills",
         "plain words without digits or symbols",
+        "".join(f"{n:04x}-w{n % 7}rd " for n in range(103))[:1024],  # 1,024 characters
     ],
 )
 def test_accepted_passwords_sign_in_afterwards(app, client, auth, password):
