@@ -11,6 +11,7 @@ from terminus_hub.accounts.membership import MembershipError
 from terminus_hub.accounts.membership import account_by_slug
 from terminus_hub.accounts.membership import add_member
 from terminus_hub.accounts.membership import create_account
+from terminus_hub.auth import lockout
 from terminus_hub.auth.signin import find_user
 from terminus_hub.emails import InvalidEmail
 from terminus_hub.emails import canonical_email
@@ -75,6 +76,16 @@ def create_user(email: str, password: str | None, name: str, confirmed: bool) ->
     db.session.commit()
     state = "confirmed" if confirmed else "unconfirmed"
     click.echo(f"Created user {user.email} ({user.id}), {state}.")
+
+
+@users.command("unlock")
+@click.argument("email")
+def unlock_user(email: str) -> None:
+    """Clear a user's failed sign-ins and lock."""
+    user = _existing_user(email)
+    lockout.clear(user)
+    db.session.commit()
+    click.echo(f"Unlocked {user.email}.")
 
 
 @accounts.command("create")

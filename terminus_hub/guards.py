@@ -1,14 +1,20 @@
-"""Refuse input no page can store before any view sees it."""
+"""Decide what to believe about a request, and refuse input no page can store."""
 
 from __future__ import annotations
 
 from flask import Flask
 from flask import abort
 from flask import request
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 
 def init_app(app: Flask) -> None:
-    """Answer 400 to requests carrying NUL characters, which PostgreSQL text cannot hold."""
+    """Trust only the configured proxies; refuse NUL characters, which PostgreSQL cannot hold."""
+    proxies = app.config["TERMINUS_TRUSTED_PROXIES"]
+    if proxies:
+        # Only that many X-Forwarded-For/-Proto hops are believed, so a client cannot forge its
+        # address (and escape per-address limits) by sending the header itself.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)  # type: ignore[method-assign]
     app.before_request(_refuse_nul)
 
 

@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 SUBJECTS = {
     "confirm": "Confirm your email for Terminus Hub",
     "existing_account": "Someone tried to sign up with your email",
+    "unlock": "Your Terminus Hub sign-in is locked",
+    "reset": "Reset your Terminus Hub password",
+    "password_changed": "Your Terminus Hub password was changed",
 }
 _CLAIM_SECONDS = 120
 
@@ -35,6 +38,7 @@ def send_email(to: str, template: str, **context: Any) -> OutboxMessage:
     """Write a mail to the outbox in the current transaction; it goes out after commit."""
     message = OutboxMessage(
         recipient=to,
+        template=template,
         subject=SUBJECTS[template],
         text_body=render_template(f"email/{template}.txt", **context),
         html_body=render_template(f"email/{template}.html", **context),

@@ -12,6 +12,7 @@ from typing import Any
 from flask_login import UserMixin
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
+from sqlalchemy import Index
 from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
@@ -163,9 +164,12 @@ class OutboxMessage(db.Model):
     """A mail written in the transaction that caused it and sent after commit."""
 
     __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_recipient_template", "recipient", "template", "created_at"),)
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("msg"))
     recipient: Mapped[str] = mapped_column(String(254))
+    # Which email template made it: lets recovery mail be limited per address and kind.
+    template: Mapped[str] = mapped_column(String(40), default="", server_default="")
     subject: Mapped[str] = mapped_column(String(200))
     text_body: Mapped[str] = mapped_column(Text)
     html_body: Mapped[str] = mapped_column(Text)

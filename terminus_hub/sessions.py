@@ -64,6 +64,12 @@ def current_session() -> UserSession | None:
     return row
 
 
+def current_session_of(user: User) -> UserSession | None:
+    """Return this request's session row when it belongs to the given person."""
+    row = current_session()
+    return row if row is not None and row.user_id == user.id else None
+
+
 def _load_user(user_id: str) -> User | None:
     row = current_session()
     if row is None or row.user_id != user_id:

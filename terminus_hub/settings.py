@@ -30,6 +30,9 @@ DEFAULTS: dict[str, Any] = {
     "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
     "RATELIMIT_HEADERS_ENABLED": True,
     "RATELIMIT_KEY_PREFIX": "thub",
+    "RATELIMIT_STRATEGY": "moving-window",
+    # Short waits on Redis: when it is down, requests fall back to per-process limits quickly.
+    "RATELIMIT_STORAGE_OPTIONS": {"socket_connect_timeout": 0.5, "socket_timeout": 0.5},
     # Mail: with MAIL_SERVER unset, mail (with its links) is written to the log.
     "MAIL_SERVER": None,
     "MAIL_PORT": 25,
@@ -49,7 +52,14 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_LOCKOUT_MINUTES": 15,
     "TERMINUS_PASSWORD_MIN_LENGTH": 12,
     "TERMINUS_PASSWORD_MAX_LENGTH": 1024,
-    "TERMINUS_SIGN_IN_RATE_LIMIT": "20 per minute",
+    "TERMINUS_SIGN_IN_RATE_LIMIT": "20 per minute",  # per client address, email and password steps
+    "TERMINUS_SIGN_UP_RATE_LIMIT": "10 per hour",  # per client address
+    "TERMINUS_RECOVERY_RATE_LIMIT": "10 per hour",  # resend and forgot-password, per address
+    "TERMINUS_LINK_RATE_LIMIT": "30 per minute",  # confirm, reset and unlock posts, per address
+    # Confirmation and reset mails to one address per hour; more requests answer the same silently.
+    "TERMINUS_MAILS_PER_ADDRESS_PER_HOUR": 3,
+    # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
+    "TERMINUS_TRUSTED_PROXIES": 0,
     "TERMINUS_API_RATE_LIMIT": "600 per minute",
     "TERMINUS_CONFIRM_TOKEN_HOURS": 72,
     "TERMINUS_RESET_TOKEN_MINUTES": 60,

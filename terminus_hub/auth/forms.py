@@ -20,7 +20,7 @@ from terminus_hub.passwords import context_words
 from terminus_hub.passwords import password_problem
 
 EMAIL_REQUIRED = "Enter your email address."
-PASSWORD_REQUIRED = "Enter your password."  # noqa: S105 (a message, not a password)
+PASSWORD_REQUIRED = "Enter your password."
 NAME_REQUIRED = "Enter your name."
 NAME_INVALID = "Use letters, spaces and punctuation only, up to 120 characters."
 
@@ -82,6 +82,24 @@ class SignUpForm(_EmailMixin, FlaskForm):
 
 class ResendForm(_EmailMixin, FlaskForm):
     email = _email_field()
+
+
+class ForgotPasswordForm(_EmailMixin, FlaskForm):
+    email = _email_field()
+
+
+class ResetPasswordForm(FlaskForm):
+    password = PasswordField("New password", validators=[InputRequired(PASSWORD_REQUIRED)])
+
+    def __init__(self, *args: object, context: tuple[str, ...] = (), **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self._context = context
+
+    def validate_password(self, field: Field) -> None:
+        """Apply the same password rule as sign-up, with the person's own words as context."""
+        problem = password_problem(field.data, self._context)
+        if problem:
+            raise ValidationError(problem)
 
 
 class EmptyForm(FlaskForm):

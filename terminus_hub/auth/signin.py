@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from terminus_hub.auth import lockout
 from terminus_hub.auth.routing import password_blocked_by_sso
 from terminus_hub.emails import try_canonical_email
 from terminus_hub.extensions import db
@@ -44,13 +45,22 @@ def find_user(email: str) -> User | None:
 
 
 def authenticate(email: str, password: str) -> Result:
-    """Check an email and password, paying for one password check whatever the outcome."""
+    """Check an email and password, paying for one password check whatever the outcome.
+
+    Wrong password, unknown email and locked user all come back as FAILED.
+    """
     user = find_user(email)
     too_long = len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]
     if user is None or too_long:
         dummy_verify()
         return Result(Outcome.FAILED)
+    if not lockout.reserve_attempt(user):
+        dummy_verify()  # locked: the password is not checked, but the time is spent the same
+        return Result(Outcome.FAILED)
     if not verify_password(password, user.password_hash):
+        lockout.record_failure(user)
+        return Result(Outcome.FAILED)
+    if not lockout.record_success(user):
         return Result(Outcome.FAILED)
     # Only a correct password earns a more specific answer.
     if not user.is_confirmed:

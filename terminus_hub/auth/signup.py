@@ -7,6 +7,7 @@ from sqlalchemy.exc import IntegrityError
 
 from terminus_hub import links
 from terminus_hub.accounts.membership import create_account
+from terminus_hub.auth.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import User
@@ -44,7 +45,7 @@ def send_confirmation(user: User) -> None:
 
 
 def _notify_existing(user: User | None) -> None:
-    if user is None:
+    if user is None or not may_mail(user.email, "existing_account"):
         return
     sign_in = links.external_url("auth.sign_in")
     send_email(user.email, "existing_account", user=user, sign_in_url=sign_in)

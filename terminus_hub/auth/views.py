@@ -16,6 +16,7 @@ from terminus_hub import htmx
 from terminus_hub import links
 from terminus_hub import sessions
 from terminus_hub.accounts.membership import accounts_of
+from terminus_hub.auth import limits
 from terminus_hub.auth import routing
 from terminus_hub.auth import signin
 from terminus_hub.auth import signup
@@ -24,6 +25,7 @@ from terminus_hub.auth.forms import EmptyForm
 from terminus_hub.auth.forms import PasswordSignInForm
 from terminus_hub.auth.forms import ResendForm
 from terminus_hub.auth.forms import SignUpForm
+from terminus_hub.auth.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
@@ -36,6 +38,11 @@ CONFIRMED = "Your email is confirmed. Sign in to continue."
 RESENT = "If that address is waiting for confirmation, a new link is on its way."
 # Remembers the address just typed, so the next screen can fill it in for the person.
 _EMAIL_HINT = "email_hint"
+
+
+def remember_email(email: str) -> None:
+    """Keep the address just used, so the next form can fill it in for the person."""
+    session[_EMAIL_HINT] = email
 
 
 @bp.get("/")
@@ -57,6 +64,7 @@ def sign_in() -> Response | str:
 
 
 @bp.post("/sign_in/email")
+@limits.sign_in
 def sign_in_email() -> Response:
     """Route an email: to its identity provider when SSO is enforced, else the password step."""
     form = EmailForm()
@@ -81,6 +89,7 @@ def sign_in_password() -> Response:
 
 
 @bp.post("/sign_in/password")
+@limits.sign_in
 def sign_in_password_submit() -> Response:
     """Check the password and start a session, or say (generically) why not."""
     form = PasswordSignInForm()
@@ -133,12 +142,13 @@ def sign_out() -> Response:
 
 
 @bp.route("/sign_up", methods=["GET", "POST"])
+@limits.sign_up
 def sign_up() -> Response:
     """Create a user, their account and its workspace Main, then ask them to confirm."""
     form = SignUpForm()
     if form.validate_on_submit():
         signup.register(form.name.data, form.email.canonical, form.password.data)
-        session[_EMAIL_HINT] = form.email.canonical
+        remember_email(form.email.canonical)
         return htmx.redirect_to(url_for("auth.check_email"))
     form.password.data = ""
     status = 422 if form.errors else 200
@@ -153,21 +163,23 @@ def check_email() -> str:
 
 
 @bp.post("/confirm/resend")
+@limits.recovery
 def resend_confirmation() -> Response:
     """Send a fresh confirmation link if that person is unconfirmed; answer the same for all."""
     form = ResendForm()
     if not form.validate_on_submit():
         return htmx.render("auth/check_email.html", "auth/_resend_form.html", status=422, form=form)
     user = signin.find_user(form.email.canonical)
-    if user is not None and not user.is_confirmed:
+    if user is not None and not user.is_confirmed and may_mail(user.email, "confirm"):
         signup.send_confirmation(user)
         db.session.commit()
-    session[_EMAIL_HINT] = form.email.canonical
+    remember_email(form.email.canonical)
     flash(RESENT, "success")
     return htmx.redirect_to(url_for("auth.check_email"))
 
 
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
+@limits.links
 def confirm_email(token: str) -> Response:
     """Show one button (GET, safe for mail scanners); confirm the email on POST."""
     user = links.load_user("confirm", token)
@@ -180,6 +192,6 @@ def confirm_email(token: str) -> Response:
         return make_response(render_template("auth/confirm.html", form=form))
     user.confirmed_at = utcnow()
     db.session.commit()
-    session[_EMAIL_HINT] = user.email
+    remember_email(user.email)
     flash(CONFIRMED, "success")
     return htmx.redirect_to(url_for("auth.sign_in"))
