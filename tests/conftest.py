@@ -147,10 +147,10 @@ class Outbox:
             return rows
 
     def last_link(self, to: str) -> str:
-        """Return the path of the last link mailed to an address."""
+        """Return the path of the main (first) link in the last mail to an address."""
         body = self.messages(to)[-1].text_body
         urls = re.findall(r"https?://[^\s]+", body)
-        return re.sub(r"^https?://[^/]+", "", urls[-1])
+        return re.sub(r"^https?://[^/]+", "", urls[0])
 
 
 @pytest.fixture

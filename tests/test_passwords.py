@@ -55,3 +55,13 @@ def test_unknown_email_and_wrong_password_each_check_once(app, auth, user, monke
     auth.sign_in("nobody@example.com", "wrong password here")
     auth.sign_in(user.email, "wrong password here")
     assert calls == [1, 1]
+
+
+def test_a_locked_user_still_pays_for_exactly_one_check(app, auth, user, monkeypatch):
+    for _ in range(5):
+        auth.sign_in(user.email, "wrong password here")
+    calls = []
+    real = passwords.bcrypt.checkpw
+    monkeypatch.setattr(passwords.bcrypt, "checkpw", lambda *a: calls.append(1) or real(*a))
+    auth.sign_in(user.email, user.password)
+    assert calls == [1]
