@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask
 
 from terminus_hub import accounts
+from terminus_hub import api
 from terminus_hub import auth
 from terminus_hub import cli
 from terminus_hub import errors
@@ -46,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     templating.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
+    app.register_blueprint(api.bp)
     guards.init_app(app)
     errors.init_app(app)
     headers.init_app(app)

@@ -7,6 +7,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from terminus_hub import mail
+from terminus_hub.accounts import api_keys as keyring
 from terminus_hub.accounts.membership import MembershipError
 from terminus_hub.accounts.membership import account_by_slug
 from terminus_hub.accounts.membership import add_member
@@ -17,6 +18,8 @@ from terminus_hub.emails import InvalidEmail
 from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db
 from terminus_hub.models import ROLES
+from terminus_hub.models import Account
+from terminus_hub.models import ApiKey
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.passwords import context_words
@@ -26,11 +29,12 @@ from terminus_hub.passwords import password_problem
 users = AppGroup("users", help="Create and manage people.")
 accounts = AppGroup("accounts", help="Create accounts and manage their members.")
 mail_group = AppGroup("mail", help="The outgoing mail queue.")
+keys_group = AppGroup("keys", help="An account's API keys.")
 
 
 def init_app(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users, accounts, mail_group):
+    for group in (users, accounts, mail_group, keys_group):
         app.cli.add_command(group)
 
 
@@ -110,9 +114,7 @@ def add_member_command(slug: str, email: str, role: str) -> None:
     """Give an existing user a role in an account."""
     if role not in ROLES:
         raise click.ClickException(f"--role must be one of: {', '.join(ROLES)}.")
-    account = account_by_slug(slug)
-    if account is None:
-        raise click.ClickException(f"No account has the slug {slug}.")
+    account = _account(slug)
     user = _existing_user(email)
     try:
         add_member(account, user, role)
@@ -120,6 +122,53 @@ def add_member_command(slug: str, email: str, role: str) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     click.echo(f"Added {user.email} to {account.slug} as {role}.")
+
+
+def _account(slug: str) -> Account:
+    account = account_by_slug(slug)
+    if account is None:
+        raise click.ClickException(f"No account has the slug {slug}.")
+    return account
+
+
+@keys_group.command("list")
+@click.argument("slug")
+def list_keys_command(slug: str) -> None:
+    """List an account's keys: id, prefix, name, created, last used (never the secret)."""
+    for key in keyring.list_keys(_account(slug)):
+        last = key.last_used_at.isoformat() if key.last_used_at else "never"
+        click.echo(f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at.isoformat()}\t{last}")
+
+
+@keys_group.command("create")
+@click.argument("slug")
+@click.argument("name")
+def create_key_command(slug: str, name: str) -> None:
+    """Create a key and print its token, this once."""
+    account = _account(slug)
+    problem = keyring.name_problem(name)
+    if problem:
+        raise click.ClickException(f"NAME: {problem}")
+    row, token = keyring.create_key(account, name, creator=None)
+    db.session.commit()
+    click.echo(
+        f"Created key {row.id} ({row.name}) for {account.slug}. "
+        "Store it now; it is not shown again:",
+        err=True,
+    )
+    click.echo(token)
+
+
+@keys_group.command("revoke")
+@click.argument("key_id")
+def revoke_key_command(key_id: str) -> None:
+    """Revoke a key by id: its token fails from the next request."""
+    key = db.session.get(ApiKey, key_id) if len(key_id) <= 32 else None
+    if key is None:
+        raise click.ClickException(f"No key has the id {key_id}.")
+    keyring.revoke_key(key)
+    db.session.commit()
+    click.echo(f"Revoked key {key_id} ({key.name}).")
 
 
 @mail_group.command("send-pending")

@@ -8,6 +8,7 @@ from flask import Flask
 from flask import Response
 from flask import make_response
 from flask import render_template
+from flask import request
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
@@ -16,6 +17,8 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import ServiceUnavailable
 
+from terminus_hub.api import errors as api_errors
+from terminus_hub.api.errors import ApiError
 from terminus_hub.extensions import db
 from terminus_hub.htmx import is_htmx
 
@@ -45,7 +48,8 @@ CSRF_MESSAGE = "Your form expired or came from another site. Reload the page and
 
 
 def init_app(app: Flask) -> None:
-    """Register the handlers that turn every error into a page or fragment."""
+    """Register the handlers that turn every error into a page, a fragment or API JSON."""
+    app.register_error_handler(ApiError, api_errors.to_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     for exc in (OperationalError, InterfaceError, PoolTimeoutError):
@@ -66,9 +70,15 @@ def render_error(status: int, message: str | None = None) -> Response:
     return response
 
 
+def _is_api() -> bool:
+    # By path, not blueprint: a routing 404 or 405 has no blueprint.
+    return request.path.startswith("/api/")
+
+
 def _http_error(exc: HTTPException) -> Response:
-    response = render_error(exc.code or 500)
-    if exc.code == 405 and exc.valid_methods:
+    status = exc.code or 500
+    response = api_errors.from_http_exception(exc) if _is_api() else render_error(status)
+    if status == 405 and getattr(exc, "valid_methods", None):
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
@@ -77,6 +87,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _csrf_error(exc: CSRFError) -> Response:
+    if _is_api():
+        return _http_error(exc)
     return render_error(400, CSRF_MESSAGE)
 
 

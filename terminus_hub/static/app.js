@@ -36,5 +36,23 @@
     if (target) { target.focus(); }
   });
 
-  document.addEventListener("DOMContentLoaded", function () { wireReveal(document); });
+  function wireCopy(root) {
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      var input = document.getElementById(button.dataset.copy);
+      if (!input || button.dataset.wired || !navigator.clipboard) { return; }
+      button.dataset.wired = "1";
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(input.value).then(function () {
+          button.textContent = "Copied";
+        }, function () {
+          input.select();
+          button.textContent = "Press Ctrl+C to copy";
+        });
+      });
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function () { wireCopy(document); });
+  document.addEventListener("DOMContentLoaded", function () { wireReveal(document); wireCopy(document); });
 })();
