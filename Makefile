@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
 
-.PHONY: install run test test-sqlite test-postgresql lint format clean
+.PHONY: install run test test-sqlite test-postgresql fuzz lint format clean
 
 install: $(STAMP)
 
@@ -39,6 +39,10 @@ test-sqlite: install
 
 test-postgresql: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Schema-driven fuzzing of the API (schemathesis against openapi.json); CI runs it too.
+fuzz: install
+	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest -m fuzz tests/fuzz -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -166,8 +166,9 @@ def _errors(*statuses: int) -> dict[str, Any]:
     return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
 
 
-_COMMON = (401, 429, 503)
-_BODY = (400, 422)
+# Any request can be malformed (NUL characters, a body that is not a JSON object).
+_COMMON = (400, 401, 429, 503)
+_BODY = (422,)
 _ID_PARAM = {"in": "path", "required": True, "schema": {"type": "string"}}
 _PAGE_PARAMS = [
     {
@@ -269,7 +270,8 @@ def document() -> dict[str, Any]:
         },
     }
     descriptions = {
-        400: "The body is not a JSON object (`bad_request`).",
+        400: "Malformed: the body is not a JSON object, or the request holds NUL characters "
+        "(`bad_request`).",
         401: "No credentials (`unauthorized`), or a malformed, unknown or revoked key "
         "(`invalid_token`).",
         403: "An API key on an admin-only endpoint (`admin_only`); a member without the role, "
