@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 from typing import Any
 
+from flask import Flask
+from flask import request
 from flask_limiter import Limiter
+from flask_limiter import RequestLimit
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
@@ -31,11 +35,38 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+class _Limiter(Limiter):
+    """Flask-Limiter that takes each app's settings, even when create_app runs again."""
+
+    def init_app(self, app: Flask) -> None:
+        # Flask-Limiter keeps the first app's choices (``x = x or config[...]``) on the
+        # instance; with one module-level limiter, a second app (tests, a second instance in
+        # one process) would silently inherit its key prefix, strategy and "storage is down".
+        self.enabled = True
+        self._key_prefix = ""
+        self._strategy = None
+        self._retry_after = None
+        self._in_memory_fallback_enabled = None
+        self._storage_options = {}
+        self._storage_dead = False
+        super().init_app(app)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
-limiter = Limiter(key_func=get_remote_address)
+def _log_breach(limit: RequestLimit) -> None:
+    # A security event (OWASP logging vocabulary): who hit which limit, never what they sent.
+    logging.getLogger("terminus_hub.security").warning(
+        "excess_rate_limit_exceeded limit=%r endpoint=%s address=%s",
+        str(limit.limit),
+        request.endpoint,
+        request.remote_addr,
+    )
+
+
+limiter = _Limiter(key_func=get_remote_address, on_breach=_log_breach)
 mail = Mail()
 
 

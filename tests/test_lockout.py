@@ -18,7 +18,10 @@ from terminus_hub.links import INVALID_LINK
 from terminus_hub.models import User
 
 WRONG = "not the right password"
-CSRF_FIELD = re.compile(rb'name="csrf_token" type="hidden" value="[^"]*"')
+# The token (hidden field and meta tag) is the only part allowed to differ.
+CSRF_FIELD = re.compile(
+    rb'(<meta name="csrf-token" content=|name="csrf_token" type="hidden" value=)"[^"]*"'
+)
 
 
 def _fail(auth, email, times):
