@@ -5,6 +5,8 @@ set -euo pipefail
 
 needed=()
 python3 -c 'import venv, ensurepip' 2>/dev/null || needed+=(python3-venv)
+# pysaml2 signs and verifies SAML messages with xmlsec1.
+command -v xmlsec1 >/dev/null 2>&1 || needed+=(xmlsec1)
 
 if [ ${#needed[@]} -eq 0 ]; then
   exit 0

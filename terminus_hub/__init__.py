@@ -18,12 +18,14 @@ from terminus_hub import mail
 from terminus_hub import models
 from terminus_hub import sessions
 from terminus_hub import settings
+from terminus_hub import sso
 from terminus_hub import templating
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.extensions import mail as mail_extension
 from terminus_hub.extensions import migrate
+from terminus_hub.sso import credentials
 
 
 def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
@@ -43,11 +45,13 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     limiter.init_app(app)
     mail_extension.init_app(app)
     sessions.init_app(app)
+    credentials.init_app(app)
     mail.init_app(app)
     templating.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(sso.bp)
     guards.init_app(app)
     errors.init_app(app)
     headers.init_app(app)

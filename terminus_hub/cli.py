@@ -25,16 +25,23 @@ from terminus_hub.models import utcnow
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import hash_password
 from terminus_hub.passwords import password_problem
+from terminus_hub.sso.connections import ConfigurationError
+from terminus_hub.sso.connections import configure
+from terminus_hub.sso.connections import parse_domains
+from terminus_hub.sso.metadata import MAX_METADATA_BYTES
+from terminus_hub.sso.metadata import TOO_LARGE
+from terminus_hub.sso.metadata import MetadataError
 
 users = AppGroup("users", help="Create and manage people.")
 accounts = AppGroup("accounts", help="Create accounts and manage their members.")
 mail_group = AppGroup("mail", help="The outgoing mail queue.")
 keys_group = AppGroup("keys", help="An account's API keys.")
+sso_group = AppGroup("sso", help="An account's SAML single sign-on.")
 
 
 def init_app(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users, accounts, mail_group, keys_group):
+    for group in (users, accounts, mail_group, keys_group, sso_group):
         app.cli.add_command(group)
 
 
@@ -169,6 +176,48 @@ def revoke_key_command(key_id: str) -> None:
     keyring.revoke_key(key)
     db.session.commit()
     click.echo(f"Revoked key {key_id} ({key.name}).")
+
+
+@sso_group.command("configure")
+@click.argument("slug")
+@click.option("--domain", "domains", multiple=True, required=True, help="Repeat for each domain.")
+@click.option(
+    "--metadata",
+    "metadata_file",
+    type=click.Path(dir_okay=False),
+    required=True,
+    help="The IdP's SAML metadata XML file.",
+)
+@click.option("--enforce/--no-enforce", default=False, help="Require SSO for these domains.")
+def configure_sso(slug: str, domains: tuple[str, ...], metadata_file: str, enforce: bool) -> None:
+    """Set an account's SSO domains, IdP metadata and enforcement (any domain, at once)."""
+    account = _account(slug)
+    try:
+        with open(metadata_file, "rb") as f:
+            raw = f.read(MAX_METADATA_BYTES + 1)
+        if len(raw) > MAX_METADATA_BYTES:
+            raise MetadataError(TOO_LARGE)
+        metadata_xml = raw.decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.ClickException(f"--metadata: cannot read {metadata_file}: {exc}") from exc
+    except MetadataError as exc:
+        raise click.ClickException(f"--metadata: {exc}") from exc
+    try:
+        connection = configure(
+            account,
+            parse_domains(" ".join(domains)),
+            metadata_xml,
+            enforce,
+            by_operator=True,
+        )
+    except MetadataError as exc:
+        raise click.ClickException(f"--metadata: {exc}") from exc
+    except ConfigurationError as exc:
+        raise click.ClickException(f"--{exc.field.rstrip('s')}: {exc}") from exc
+    db.session.commit()
+    state = "enforced" if connection.enforced else "not enforced"
+    listed = ", ".join(d.domain for d in connection.domains)
+    click.echo(f"SSO for {account.slug}: {listed}; {state}.")
 
 
 @mail_group.command("send-pending")

@@ -56,6 +56,8 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
+
+
 def _log_breach(limit: RequestLimit) -> None:
     # A security event (OWASP logging vocabulary): who hit which limit, never what they sent.
     logging.getLogger("terminus_hub.security").warning(

@@ -11,6 +11,7 @@ from typing import Any
 
 from flask_login import UserMixin
 from sqlalchemy import JSON
+from sqlalchemy import Boolean
 from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
@@ -182,6 +183,64 @@ class ApiKey(db.Model):
 
     account: Mapped[Account] = relationship()
     created_by: Mapped[User | None] = relationship()
+
+
+class SsoConnection(db.Model):
+    """An account's SAML identity provider, the email domains it serves, and enforcement."""
+
+    __tablename__ = "sso_connections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("sso"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    idp_metadata_xml: Mapped[str] = mapped_column(Text)
+    # Changes with every new metadata, so cached SAML clients are rebuilt.
+    metadata_version: Mapped[int] = mapped_column(Integer, default=1)
+    enforced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When a sign-in through this metadata last succeeded; enforcing from the web needs one.
+    tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    account: Mapped[Account] = relationship()
+    domains: Mapped[list[SsoDomain]] = relationship(
+        back_populates="connection", cascade="all, delete-orphan", order_by="SsoDomain.domain"
+    )
+
+
+class SsoDomain(db.Model):
+    """An email domain; the unique index gives each domain to one account at most."""
+
+    __tablename__ = "sso_domains"
+
+    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("sso_connections.id", ondelete="CASCADE"), index=True
+    )
+
+    connection: Mapped[SsoConnection] = relationship(back_populates="domains")
+
+
+class SamlRequest(db.Model):
+    """An AuthnRequest this app sent; the IdP's answer consumes it once, on any instance."""
+
+    __tablename__ = "saml_requests"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    next_path: Mapped[str | None] = mapped_column(String(2000))
+    # A test sign-in from the SSO settings page, which may then switch enforcement on.
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SamlAssertion(db.Model):
+    """An assertion id already accepted, kept until it expires so it cannot be replayed."""
+
+    __tablename__ = "saml_assertions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class UserSession(db.Model):

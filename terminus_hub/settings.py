@@ -56,6 +56,11 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_SIGN_UP_RATE_LIMIT": "10 per hour",  # per client address
     "TERMINUS_RECOVERY_RATE_LIMIT": "10 per hour",  # resend and forgot-password, per address
     "TERMINUS_LINK_RATE_LIMIT": "30 per minute",  # confirm, reset and unlock posts, per address
+    "TERMINUS_SSO_RATE_LIMIT": "30 per minute",  # SSO starts and assertion posts, per address
+    # SAML service provider: key and certificate files; unset, they are made once in instance/.
+    "TERMINUS_SAML_SP_KEY_FILE": None,
+    "TERMINUS_SAML_SP_CERT_FILE": None,
+    "TERMINUS_XMLSEC_BINARY": None,  # path to xmlsec1; unset, it is looked up on PATH
     # Confirmation and reset mails to one address per hour; more requests answer the same silently.
     "TERMINUS_MAILS_PER_ADDRESS_PER_HOUR": 3,
     # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).

@@ -18,3 +18,4 @@ sign_in = limiter.shared_limit(
 sign_up = limiter.limit(_setting("TERMINUS_SIGN_UP_RATE_LIMIT"), methods=["POST"])
 recovery = limiter.limit(_setting("TERMINUS_RECOVERY_RATE_LIMIT"), methods=["POST"])
 links = limiter.limit(_setting("TERMINUS_LINK_RATE_LIMIT"), methods=["POST"])
+sso = limiter.limit(_setting("TERMINUS_SSO_RATE_LIMIT"))

@@ -70,7 +70,7 @@ def sign_in_email() -> Response:
     form = EmailForm()
     if not form.validate_on_submit():
         return htmx.render("auth/sign_in.html", "auth/_email_step.html", form=form, status=422)
-    sso_url = routing.sso_login_url(form.email.canonical)
+    sso_url = routing.sso_login_url(form.email.canonical, safe_next(form.next.data))
     if sso_url:
         return htmx.redirect_to(sso_url)
     password_form = PasswordSignInForm(formdata=None, email=form.email.data, next=form.next.data)

@@ -1,0 +1,166 @@
+"""SP metadata, sending people to their IdP, the assertion consumer, and the settings page."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import flash
+from flask import make_response
+from flask import redirect
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+
+from terminus_hub import sessions
+from terminus_hub.accounts.membership import account_by_slug
+from terminus_hub.accounts.membership import member_account_or_404
+from terminus_hub.auth import limits
+from terminus_hub.extensions import csrf
+from terminus_hub.extensions import db
+from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.models import Account
+from terminus_hub.models import SsoConnection
+from terminus_hub.models import utcnow
+from terminus_hub.redirects import safe_next
+from terminus_hub.sso import saml
+from terminus_hub.sso.connections import ConfigurationError
+from terminus_hub.sso.connections import configure
+from terminus_hub.sso.connections import connection_of
+from terminus_hub.sso.forms import SsoSettingsForm
+from terminus_hub.sso.metadata import MetadataError
+from terminus_hub.sso.metadata import build_idp_metadata
+from terminus_hub.sso.provisioning import provision
+
+bp = Blueprint("sso", __name__)
+log = logging.getLogger("terminus_hub.security")
+
+SSO_FAILED = "Sign-in through your identity provider failed."
+TEST_SUCCEEDED = "Test sign-in succeeded. You can now enforce single sign-on."
+SAVED = "Single sign-on settings saved."
+
+
+def _configured(slug: str) -> tuple[Account, SsoConnection]:
+    account = account_by_slug(slug) if len(slug) <= 64 else None
+    connection = connection_of(account) if account else None
+    if account is None or connection is None:
+        abort(404)
+    return account, connection
+
+
+@bp.get("/sso/<slug>/metadata")
+def metadata(slug: str) -> Response:
+    """Serve this account's SAML SP metadata (the entity id is this URL)."""
+    account = account_by_slug(slug) if len(slug) <= 64 else None
+    if account is None:
+        abort(404)
+    response = make_response(saml.sp_metadata_xml(account))
+    response.mimetype = "application/samlmetadata+xml"
+    return response
+
+
+@bp.get("/sso/<slug>/login")
+@limits.sso
+def login(slug: str) -> Response:
+    """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect)."""
+    account, connection = _configured(slug)
+    is_test = request.args.get("test") == "1" and current_user.is_authenticated
+    location = saml.start_login(account, connection, safe_next(request.args.get("next")), is_test)
+    return redirect(location, 303)
+
+
+@bp.post("/sso/<slug>/acs")
+@csrf.exempt  # the IdP posts this cross-site; the pending request is what binds it to us
+@limits.sso
+def acs(slug: str) -> Response:
+    """Check the IdP's response and sign the person in, or show a clear failure page."""
+    account = account_by_slug(slug) if len(slug) <= 64 else None
+    connection = connection_of(account) if account else None
+    if account is None or connection is None:
+        return _failed(slug, "no SSO connection for this slug")
+    try:
+        asserted = saml.finish_login(account, connection, request.form.get("SAMLResponse", ""))
+    except saml.SsoFailure as exc:
+        return _failed(slug, str(exc))
+    if asserted.is_test:
+        connection.tested_at = utcnow()
+    user = provision(account, asserted.email)
+    target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
+    if asserted.is_test:
+        target = url_for("sso.settings", slug=account.slug)
+        flash(TEST_SUCCEEDED, "success")
+    row = sessions.start(user)
+    row.account_id = account.id
+    db.session.commit()
+    log.info("authn_login_success method=saml account=%s user=%s", account.slug, user.id)
+    return redirect(target, 303)
+
+
+def _failed(slug: str, reason: str) -> Response:
+    db.session.rollback()
+    log.warning("authn_login_fail method=saml account=%r reason=%r", slug[:64], reason[:300])
+    return make_response(render_template("sso/failed.html", message=SSO_FAILED), 403)
+
+
+@bp.route("/a/<slug>/sso", methods=["GET", "POST"])
+@login_required
+def settings(slug: str) -> Response:
+    """Owners and admins: domains, IdP metadata, enforcement, and what to give the IdP."""
+    account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
+    connection = connection_of(account)
+    form = SsoSettingsForm()
+    if request.method == "GET":
+        form = SsoSettingsForm(
+            formdata=None,
+            domains=" ".join(d.domain for d in connection.domains) if connection else "",
+            enforced=connection.enforced if connection else False,
+        )
+    elif form.validate_on_submit() and _save(account, form):
+        flash(SAVED, "success")
+        return redirect(url_for("sso.settings", slug=account.slug), 303)
+    entity_id, acs_url = saml.sp_urls(account)
+    status = 422 if form.errors else 200
+    page = render_template(
+        "sso/settings.html",
+        account=account,
+        connection=connection,
+        form=form,
+        entity_id=entity_id,
+        acs_url=acs_url,
+    )
+    return make_response(page, status)
+
+
+def _save(account: Account, form: SsoSettingsForm) -> bool:
+    try:
+        metadata_xml = form.metadata_xml()
+        if metadata_xml is None and form.entity_id.data:
+            metadata_xml = build_idp_metadata(
+                form.entity_id.data, form.sso_url.data, form.certificate.data
+            )
+        configure(
+            account,
+            form.domain_list,
+            metadata_xml,
+            form.enforced.data,
+            by_operator=False,
+            admin=current_user,
+        )
+    except MetadataError as exc:
+        field = form.metadata if form.metadata.data else form.certificate
+        field.errors = [*field.errors, str(exc)]
+        db.session.rollback()
+        return False
+    except ConfigurationError as exc:
+        field = getattr(form, exc.field, form.metadata)
+        field.errors = [*field.errors, str(exc)]
+        db.session.rollback()
+        return False
+    db.session.commit()
+    return True
