@@ -28,6 +28,10 @@ def _add_headers(response: Response) -> Response:
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if request.is_secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+    if response.status_code < 400:
+        # Flask-Limiter adds Retry-After to every answer of a limited route; it means
+        # something only on a refusal.
+        headers.pop("Retry-After", None)
     if request.endpoint != "static":
         # Pages show per-person data and carry CSRF tokens: no cache may keep them.
         headers["Cache-Control"] = "no-store"

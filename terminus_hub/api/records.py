@@ -12,7 +12,6 @@ from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api.errors import not_found
-from terminus_hub.api.errors import validation_error
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.workspaces import workspace_or_404
 from terminus_hub.extensions import db
@@ -47,17 +46,16 @@ def _record_or_404(record_id: str) -> Record:
     return record
 
 
-def _workspace_field(value: Any) -> Workspace:
+def _workspace_field(value: Any) -> tuple[Workspace | None, str | None]:
+    """Return the caller's workspace with this id, or what is wrong with the value."""
     if not isinstance(value, str) or not value:
-        raise validation_error({"workspace_id": validation.REQUIRED})
+        return None, validation.REQUIRED
     workspace = db.session.scalar(
         select(Workspace).where(
             Workspace.id == value, Workspace.account_id == current_caller().account.id
         )
     )
-    if workspace is None:
-        raise validation_error({"workspace_id": NO_SUCH_WORKSPACE})
-    return workspace
+    return (workspace, None) if workspace else (None, NO_SUCH_WORKSPACE)
 
 
 @bp.get("/records")
@@ -74,18 +72,22 @@ def list_records() -> dict[str, Any]:
 def create_record() -> tuple[dict[str, Any], int]:
     """Create a record in one of the account's workspaces."""
     body = validation.json_object({"workspace_id", "title", "data"})
+    workspace, workspace_problem = _workspace_field(body.get("workspace_id"))
     validation.check(
         {
+            "workspace_id": workspace_problem,
             "title": validation.text(body.get("title"), max_length=TITLE_MAX),
             "data": validation.json_data(body.get("data", {})),
         }
     )
-    workspace = _workspace_field(body.get("workspace_id"))
+    now = utcnow()
     record = Record(
         account_id=workspace.account_id,
         workspace_id=workspace.id,
         title=body["title"].strip(),
         data=body.get("data", {}),
+        created_at=now,
+        updated_at=now,
     )
     db.session.add(record)
     db.session.commit()
@@ -103,16 +105,20 @@ def update_record(record_id: str) -> dict[str, Any]:
     """Change a record's title, data or workspace."""
     record = _record_or_404(record_id)
     body = validation.json_object({"workspace_id", "title", "data"})
+    workspace, workspace_problem = (
+        _workspace_field(body["workspace_id"]) if "workspace_id" in body else (None, None)
+    )
     validation.check(
         {
+            "workspace_id": workspace_problem,
             "title": validation.text(body["title"], max_length=TITLE_MAX)
             if "title" in body
             else None,
             "data": validation.json_data(body["data"]) if "data" in body else None,
         }
     )
-    if "workspace_id" in body:
-        record.workspace_id = _workspace_field(body["workspace_id"]).id
+    if workspace is not None:
+        record.workspace_id = workspace.id
     if "title" in body:
         record.title = body["title"].strip()
     if "data" in body:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from flask import request
@@ -16,9 +17,33 @@ REQUIRED = "This field is required."
 MAX_DATA_BYTES = 64 * 1024
 
 
+def _refuse_constant(name: str) -> float:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _finite_float(text: str) -> float:
+    number = float(text)
+    if not math.isfinite(number):
+        raise ValueError(f"{text} is out of range")
+    return number
+
+
 def json_object(allowed: set[str]) -> dict[str, Any]:
-    """Return the body as a dict, refusing non-objects (400) and unknown fields (422)."""
-    body = request.get_json(silent=True)
+    """Return the body as a dict, refusing non-objects (400) and unknown fields (422).
+
+    Parsed strictly: NaN, Infinity and numbers too large for a float are not JSON, and a body
+    nested deeper than Python can parse is refused rather than crashing.
+    """
+    body = None
+    if request.is_json:
+        try:
+            body = json.loads(
+                request.get_data(cache=True),
+                parse_constant=_refuse_constant,
+                parse_float=_finite_float,
+            )
+        except (ValueError, RecursionError):
+            body = None
     if not isinstance(body, dict):
         raise ApiError("bad_request", NOT_JSON, 400)
     unknown = {name: UNKNOWN_FIELD for name in body if name not in allowed}
@@ -48,9 +73,20 @@ def json_data(value: Any) -> str | None:
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > MAX_DATA_BYTES:
         return f"Must be at most {MAX_DATA_BYTES // 1024} KiB as JSON ({size} bytes given)."
-    if "\\u0000" in json.dumps(value):
+    if _has_nul(value):
         return "Must not contain NUL characters."
     return None
+
+
+def _has_nul(value: Any) -> bool:
+    # PostgreSQL's jsonb cannot hold U+0000 in any key or string.
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(item) for item in value)
+    return False
 
 
 def check(problems: dict[str, str | None]) -> None:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 from defusedxml import ElementTree
 from flask import current_app
@@ -54,6 +55,20 @@ _EMAIL_ATTRIBUTES = (
     "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress",
     "urn:oid:0.9.2342.19200300.100.1.3",
 )
+_DSIG = "http://www.w3.org/2000/09/xmldsig#"
+_SIGNATURE_ALGORITHMS = {
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384",
+    "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512",
+}
+_DIGEST_ALGORITHMS = {
+    "http://www.w3.org/2001/04/xmlenc#sha256",
+    "http://www.w3.org/2001/04/xmldsig-more#sha384",
+    "http://www.w3.org/2001/04/xmlenc#sha512",
+}
 _CLIENTS: OrderedDict[tuple[str, int, str], Saml2Client] = OrderedDict()
 _CLIENTS_LOCK = threading.Lock()
 _CLIENTS_MAX = 256
@@ -166,16 +181,21 @@ def start_login(
 
 def finish_login(account: Account, connection: SsoConnection, saml_response: str) -> Asserted:
     """Check an IdP's response end to end and return who it asserts, or raise SsoFailure."""
-    xml = _decode(saml_response)
-    request_id = _in_response_to(xml)
+    root = _parse(_decode(saml_response))
+    _check_algorithms(root)
+    request_id = _in_response_to(root)
     pending = db.session.get(SamlRequest, request_id) if request_id else None
     now = utcnow()
     if pending is None or pending.account_id != account.id or pending.expires_at < now:
         raise SsoFailure(f"no pending request {request_id!r} for this account")
-    _, acs_url = sp_urls(account)
+    entity_id, acs_url = sp_urls(account)
     try:
+        # conv_info makes pysaml2 check the SubjectConfirmation Recipient against our ACS.
         response = _client(account, connection).parse_authn_request_response(
-            saml_response, BINDING_HTTP_POST, outstanding={request_id: acs_url}
+            saml_response,
+            BINDING_HTTP_POST,
+            outstanding={request_id: acs_url},
+            conv_info={"entity_id": entity_id},
         )
     except Exception as exc:  # pysaml2 raises bare Exception, ParseError, SignatureError, …
         raise SsoFailure(f"response refused by pysaml2: {type(exc).__name__}: {exc}") from None
@@ -210,11 +230,24 @@ def _decode(saml_response: str) -> bytes:
         raise SsoFailure("SAMLResponse is not base64") from None
 
 
-def _in_response_to(xml: bytes) -> str | None:
+def _parse(xml: bytes) -> Any:
     try:
-        root = ElementTree.fromstring(xml)
+        return ElementTree.fromstring(xml)
     except Exception:  # defusedxml refuses entities and DTDs; anything else is garbage
         raise SsoFailure("SAMLResponse is not XML") from None
+
+
+def _check_algorithms(root: Any) -> None:
+    # pysaml2 with xmlsec1 still verifies SHA-1 signatures; we accept only SHA-2.
+    for element in root.iter(f"{{{_DSIG}}}SignatureMethod"):
+        if element.get("Algorithm") not in _SIGNATURE_ALGORITHMS:
+            raise SsoFailure(f"signature algorithm refused: {element.get('Algorithm')!r}")
+    for element in root.iter(f"{{{_DSIG}}}DigestMethod"):
+        if element.get("Algorithm") not in _DIGEST_ALGORITHMS:
+            raise SsoFailure(f"digest algorithm refused: {element.get('Algorithm')!r}")
+
+
+def _in_response_to(root: Any) -> str | None:
     value = root.get("InResponseTo")
     return value if value and len(value) <= 100 else None
 

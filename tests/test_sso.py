@@ -1,0 +1,804 @@
+"""SAML single sign-on (issue 5, CONTRACT.md §3, SECURITY.md H) against a real in-test IdP.
+
+The identity provider is ``tests.saml_idp.TestIdp``: pysaml2's own IdP with a key made at test
+time. Every test drives the app as a browser would: the email step, the redirect to the IdP,
+the IdP's signed answer posted to the assertion consumer service (ACS), and what the person
+sees afterwards. Every attack must end on the same 403 page, with nobody signed in and the
+reason in the security log.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import pathlib
+import re
+import time
+import weakref
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qs
+from urllib.parse import urlsplit
+
+import pytest
+from defusedxml import ElementTree
+from flask import Flask
+from flask.testing import FlaskClient
+from saml2 import BINDING_HTTP_POST
+from saml2.xmldsig import DIGEST_SHA1
+from saml2.xmldsig import SIG_RSA_SHA1
+from saml2.xmldsig import SIG_RSA_SHA256
+from sqlalchemy import func
+from sqlalchemy import select
+
+from terminus_hub.auth.signin import INCORRECT
+from terminus_hub.auth.signin import SSO_ENFORCED
+from terminus_hub.extensions import db
+from terminus_hub.models import Account
+from terminus_hub.models import Membership
+from terminus_hub.models import SamlRequest
+from terminus_hub.models import User
+from terminus_hub.models import UserSession
+from terminus_hub.sso.connections import configure
+from terminus_hub.sso.credentials import ensure_keypair
+from terminus_hub.sso.views import SSO_FAILED
+from tests import factories
+from tests.saml_idp import ParsedRequest
+from tests.saml_idp import TestIdp
+
+DOMAIN = "acme.example"  # email-validator refuses the reserved .test names
+EMAIL = f"ana@{DOMAIN}"
+COOKIE = "thub_session"
+MD = "{urn:oasis:names:tc:SAML:2.0:metadata}"
+DS = "{http://www.w3.org/2000/09/xmldsig#}"
+FIVE_MINUTES = timedelta(minutes=5)
+SECURITY_LOG = "terminus_hub.security"
+
+
+# -- the identity provider and the SP key, shared by the module --------------------------------
+
+
+@pytest.fixture(scope="module")
+def idp(tmp_path_factory: pytest.TempPathFactory) -> TestIdp:
+    """The IdP every SSO connection here trusts (respond keeps no state between responses)."""
+    return TestIdp(tmp_path_factory.mktemp("idp"))
+
+
+@pytest.fixture(scope="module")
+def attacker(tmp_path_factory: pytest.TempPathFactory, idp: TestIdp) -> TestIdp:
+    """Same entity id as ``idp``, another key: it signs, but no connection trusts its key."""
+    return TestIdp(tmp_path_factory.mktemp("attacker"), entity_id=idp.entity_id)
+
+
+@pytest.fixture(scope="module")
+def sp_key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
+    """One SP key for the module: making an RSA key in every test's instance/ costs time."""
+    folder = tmp_path_factory.mktemp("sp")
+    key, cert = str(folder / "sp.key"), str(folder / "sp.crt")
+    ensure_keypair(key, cert)
+    return key, cert
+
+
+@pytest.fixture(autouse=True)
+def _shared_sp_key(app: Flask, sp_key_files: tuple[str, str]) -> None:
+    # The SP reads these settings per request; only test_sp_key_is_made_once_... puts them back.
+    app.config["TERMINUS_SAML_SP_KEY_FILE"], app.config["TERMINUS_SAML_SP_CERT_FILE"] = sp_key_files
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def sp_urls(slug: str) -> tuple[str, str]:
+    """The SP entity id (its metadata URL) and ACS URL of an account, as the IdP knows them."""
+    return f"http://localhost/sso/{slug}/metadata", f"http://localhost/sso/{slug}/acs"
+
+
+def configure_sso(
+    app: Flask,
+    client: FlaskClient,
+    idp: TestIdp,
+    *,
+    domains: tuple[str, ...] = (DOMAIN,),
+    enforce: bool = False,
+    name: str = "Acme",
+    owner_email: str | None = None,
+) -> str:
+    """Make an account (slug: ``name`` lower-cased) with SSO through ``idp``, as an operator would.
+
+    The IdP is then told about the account's SP, from the SP metadata the app serves. Each test
+    has a fresh database but the module shares the SP key, so an account's SP metadata is the
+    same in every test and the IdP fetches it once per slug.
+    """
+    owner = factories.make_user(app, email=owner_email)
+    slug = factories.make_account(app, owner.email, name=name)
+    assert slug == name.lower()
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.slug == slug))
+        configure(account, list(domains), idp.metadata_xml, enforce, by_operator=True)
+        db.session.commit()
+    trust(client, idp, slug)
+    return slug
+
+
+_TRUSTED: weakref.WeakKeyDictionary[TestIdp, set[str]] = weakref.WeakKeyDictionary()
+
+
+def trust(client: FlaskClient, idp: TestIdp, slug: str) -> None:
+    """Load the account's SP metadata into the IdP, once per IdP and slug."""
+    trusted = _TRUSTED.setdefault(idp, set())
+    if slug not in trusted:
+        response = client.get(f"/sso/{slug}/metadata")
+        assert response.status_code == 200
+        idp.trust_sp(response.get_data(as_text=True))
+        trusted.add(slug)
+
+
+def start_login(client: FlaskClient, idp: TestIdp, slug: str, **query: str) -> ParsedRequest:
+    """Follow GET /sso/<slug>/login to the IdP and return the (verified) AuthnRequest."""
+    response = client.get(f"/sso/{slug}/login", query_string=query)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    return idp.parse_request(response.location)
+
+
+def post_acs(client: FlaskClient, slug: str, saml_response: str | None, **extra: str) -> Any:
+    data = dict(extra)
+    if saml_response is not None:
+        data["SAMLResponse"] = saml_response
+    return client.post(f"/sso/{slug}/acs", data=data)
+
+
+def sign_in_through_idp(
+    client: FlaskClient, idp: TestIdp, slug: str, email: str = EMAIL, **query: str
+) -> Any:
+    """A whole SP-initiated sign-in; returns the ACS answer."""
+    request = start_login(client, idp, slug, **query)
+    return post_acs(client, slug, idp.respond(request, email))
+
+
+def is_signed_in(client: FlaskClient) -> bool:
+    response = client.get("/accounts")
+    assert response.status_code in (200, 302)
+    return response.status_code == 200
+
+
+def count(app: Flask, model: type) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(model))
+
+
+def user_by_email(app: Flask, email: str) -> User | None:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def role_of(app: Flask, slug: str, email: str) -> str | None:
+    with app.app_context():
+        return db.session.scalar(
+            select(Membership.role)
+            .join(Account, Account.id == Membership.account_id)
+            .join(User, User.id == Membership.user_id)
+            .where(Account.slug == slug, User.email == email)
+        )
+
+
+def sso_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == SECURITY_LOG
+        and r.levelno == logging.WARNING
+        and "authn_login_fail method=saml" in r.getMessage()
+    ]
+
+
+def assert_refused(
+    app: Flask,
+    client: FlaskClient,
+    response: Any,
+    caplog: pytest.LogCaptureFixture,
+    reason: str,
+    *,
+    users_before: int | None = None,
+) -> None:
+    """The failure page (403), nobody signed in, and the reason in the security log."""
+    page = response.get_data(as_text=True)
+    assert response.status_code == 403, page[:500]
+    assert SSO_FAILED in page
+    assert 'href="/sign_in"' in page
+    assert "Traceback" not in page
+    assert not is_signed_in(client)
+    assert count(app, UserSession) == 0
+    if users_before is not None:
+        assert count(app, User) == users_before  # nobody was created just in time either
+    failures = sso_failures(caplog)
+    assert len(failures) == 1, failures
+    assert re.search(reason, failures[0]), failures[0]
+
+
+# -- SP metadata ------------------------------------------------------------------------------
+
+
+def test_sp_metadata_names_this_url_the_acs_and_a_signing_certificate(app, client, user):
+    response = client.get(f"/sso/{user.account_slug}/metadata")
+
+    assert response.status_code == 200
+    assert response.mimetype == "application/samlmetadata+xml"
+    root = ElementTree.fromstring(response.data)
+    entity_id, acs_url = sp_urls(user.account_slug)
+    assert root.tag == f"{MD}EntityDescriptor"
+    assert root.get("entityID") == entity_id
+    [sp] = root.findall(f"{MD}SPSSODescriptor")
+    assert sp.get("AuthnRequestsSigned") == "true"
+    [acs] = sp.findall(f"{MD}AssertionConsumerService")
+    assert acs.get("Location") == acs_url
+    assert acs.get("Binding") == BINDING_HTTP_POST
+    signing = [
+        k.find(f"{DS}KeyInfo/{DS}X509Data/{DS}X509Certificate")
+        for k in sp.findall(f"{MD}KeyDescriptor")
+        if k.get("use") in (None, "signing")
+    ]
+    assert signing and signing[0] is not None and len(signing[0].text.strip()) > 100
+
+
+def test_sp_metadata_of_an_unknown_account_is_404(client):
+    assert client.get("/sso/no-such-account/metadata").status_code == 404
+    assert client.get(f"/sso/{'x' * 300}/metadata").status_code == 404
+
+
+def test_sp_key_is_made_once_under_instance_with_mode_0600(app, client, user):
+    key = pathlib.Path(app.instance_path) / "saml_sp.key"
+    cert = pathlib.Path(app.instance_path) / "saml_sp.crt"
+    app.config["TERMINUS_SAML_SP_KEY_FILE"], app.config["TERMINUS_SAML_SP_CERT_FILE"] = (
+        str(key),
+        str(cert),
+    )
+
+    first = client.get(f"/sso/{user.account_slug}/metadata").get_data(as_text=True)
+    second = client.get(f"/sso/{user.account_slug}/metadata").get_data(as_text=True)
+
+    assert key.stat().st_mode & 0o777 == 0o600
+    body = "".join(cert.read_text().strip().splitlines()[1:-1])
+    assert body in first.replace("\n", "")
+    assert first == second  # the same key, not a new one per request
+
+
+# -- the redirect to the IdP ------------------------------------------------------------------
+
+
+def test_login_redirects_to_the_idp_with_a_signed_sha256_authn_request(app, client, idp):
+    slug = configure_sso(app, client, idp)
+
+    response = client.get(f"/sso/{slug}/login")
+
+    assert response.status_code == 303
+    assert response.location.startswith(idp.sso_url + "?")
+    query = parse_qs(urlsplit(response.location).query)
+    assert query["SigAlg"] == [SIG_RSA_SHA256]
+    assert query["Signature"][0]
+    request = idp.parse_request(response.location)  # raises unless the signature verifies
+    assert request.signed
+    entity_id, acs_url = sp_urls(slug)
+    assert request.sp_entity_id == entity_id
+    assert request.acs_url == acs_url
+    with app.app_context():
+        pending = db.session.get(SamlRequest, request.id)
+        assert pending is not None
+        account = db.session.scalar(select(Account).where(Account.slug == slug))
+        assert pending.account_id == account.id
+        assert not pending.is_test
+        assert pending.next_path is None
+
+
+def test_each_login_stores_its_own_pending_request(app, client, idp):
+    slug = configure_sso(app, client, idp)
+
+    first = start_login(client, idp, slug)
+    second = start_login(client, idp, slug)
+
+    assert first.id != second.id
+    with app.app_context():
+        ids = set(db.session.scalars(select(SamlRequest.id)))
+    assert ids == {first.id, second.id}
+
+
+def test_login_of_an_account_without_sso_is_404(app, client, user):
+    assert client.get(f"/sso/{user.account_slug}/login").status_code == 404
+    assert client.get("/sso/no-such-account/login").status_code == 404
+    assert count(app, SamlRequest) == 0
+
+
+# -- the email step ---------------------------------------------------------------------------
+
+
+def test_email_step_sends_an_enforced_domain_to_its_idp(app, client, idp):
+    slug = configure_sso(app, client, idp, enforce=True)
+
+    response = client.post("/sign_in/email", data={"email": EMAIL})
+
+    assert response.status_code == 303
+    assert urlsplit(response.location).path == f"/sso/{slug}/login"
+
+
+def test_email_step_answers_htmx_with_hx_redirect_to_the_idp(app, client, idp, hx):
+    slug = configure_sso(app, client, idp, enforce=True)
+
+    response = client.post("/sign_in/email", data={"email": EMAIL}, headers=hx)
+
+    assert response.status_code == 200
+    assert urlsplit(response.headers["HX-Redirect"]).path == f"/sso/{slug}/login"
+
+
+def test_email_step_decides_by_the_domain_alone(app, client, idp):
+    configure_sso(app, client, idp, enforce=True)
+    factories.make_user(app, email="registered@acme.example")
+
+    registered = client.post("/sign_in/email", data={"email": "registered@acme.example"})
+    unknown = client.post("/sign_in/email", data={"email": "Nobody@ACME.example"})
+
+    assert registered.status_code == unknown.status_code == 303
+    assert registered.location == unknown.location
+
+
+def test_email_step_keeps_the_password_step_when_sso_is_not_enforced(app, client, idp):
+    configure_sso(app, client, idp, enforce=False)
+
+    response = client.post("/sign_in/email", data={"email": EMAIL})
+
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    assert 'action="/sign_in/password"' in page and 'name="password"' in page
+
+
+# -- the round trip ---------------------------------------------------------------------------
+
+
+def test_round_trip_from_the_email_step_signs_in_with_a_new_session(app, client, idp, caplog):
+    caplog.set_level(logging.INFO, logger=SECURITY_LOG)
+    slug = configure_sso(app, client, idp, enforce=True)
+    client.get("/sign_in")
+    step = client.post("/sign_in/email", data={"email": EMAIL})
+    before = client.get_cookie(COOKIE)
+    assert not is_signed_in(client)
+
+    to_idp = client.get(step.location)
+    assert to_idp.status_code == 303
+    request = idp.parse_request(to_idp.location)
+    response = post_acs(client, slug, idp.respond(request, EMAIL))
+
+    assert response.status_code == 303
+    assert response.location == f"/a/{slug}/"
+    assert is_signed_in(client)
+    assert client.get(f"/a/{slug}/").status_code == 200
+    after = client.get_cookie(COOKIE)
+    assert after is not None and (before is None or before.value != after.value)
+    if before is not None:  # the cookie from before the sign-in stays anonymous
+        old = app.test_client()
+        old.set_cookie(COOKIE, before.value)
+        assert not is_signed_in(old)
+    assert any("authn_login_success method=saml" in r.getMessage() for r in caplog.records)
+    assert sso_failures(caplog) == []
+
+
+def test_first_sso_sign_in_creates_a_confirmed_member(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    assert user_by_email(app, EMAIL) is None
+
+    response = sign_in_through_idp(client, idp, slug)
+
+    assert response.status_code == 303
+    user = user_by_email(app, EMAIL)
+    assert user is not None and user.confirmed_at is not None
+    assert user.password_hash is None  # no password until they set one
+    assert role_of(app, slug, EMAIL) == "member"
+    assert is_signed_in(client)
+
+
+def test_second_sso_sign_in_reuses_the_person(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    sign_in_through_idp(client, idp, slug)
+    client.post("/sign_out")
+    users = count(app, User)
+
+    response = sign_in_through_idp(client, idp, slug)
+
+    assert response.status_code == 303
+    assert count(app, User) == users
+    assert role_of(app, slug, EMAIL) == "member"
+
+
+def test_sso_confirms_an_existing_unconfirmed_user(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    factories.make_user(app, email=EMAIL, confirmed=False)
+
+    response = sign_in_through_idp(client, idp, slug)
+
+    assert response.status_code == 303
+    assert user_by_email(app, EMAIL).confirmed_at is not None
+    assert role_of(app, slug, EMAIL) == "member"
+    assert is_signed_in(client)
+
+
+def test_sso_keeps_the_role_of_an_existing_admin(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    factories.make_user(app, email=EMAIL)
+    factories.make_membership(app, slug, EMAIL, "admin")
+
+    assert sign_in_through_idp(client, idp, slug).status_code == 303
+
+    assert role_of(app, slug, EMAIL) == "admin"
+
+
+def test_local_next_survives_the_round_trip(app, client, idp):
+    slug = configure_sso(app, client, idp, enforce=True)
+    step = client.post("/sign_in/email", data={"email": EMAIL, "next": "/accounts"})
+    assert parse_qs(urlsplit(step.location).query) == {"next": ["/accounts"]}
+
+    request = idp.parse_request(client.get(step.location).location)
+    response = post_acs(client, slug, idp.respond(request, EMAIL))
+
+    assert response.status_code == 303
+    assert response.location == "/accounts"
+
+
+@pytest.mark.parametrize(
+    "next_path",
+    ["//evil.example", "https://evil.example/", "/\\evil.example", " /accounts", "javascript:x"],
+)
+def test_off_site_next_ends_at_the_account_home(app, client, idp, next_path):
+    slug = configure_sso(app, client, idp, enforce=True)
+    step = client.post("/sign_in/email", data={"email": EMAIL, "next": next_path})
+    assert "evil" not in step.location
+
+    response = sign_in_through_idp(client, idp, slug, next=next_path)
+
+    assert response.status_code == 303
+    assert response.location == f"/a/{slug}/"
+
+
+def test_off_site_relay_state_is_ignored(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug, next="https://evil.example/")
+
+    response = post_acs(
+        client, slug, idp.respond(request, EMAIL), RelayState="https://evil.example/"
+    )
+
+    assert response.status_code == 303
+    assert response.location == f"/a/{slug}/"
+
+
+def test_assertion_inside_the_allowed_clock_skew_is_accepted(app, client, idp):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+
+    response = post_acs(
+        client, slug, idp.respond(request, EMAIL, not_before_delta=timedelta(seconds=20))
+    )
+
+    assert response.status_code == 303
+    assert is_signed_in(client)
+
+
+# -- attacks at the ACS -----------------------------------------------------------------------
+
+
+OTHER_ACS = "http://localhost/sso/someone-else/acs"
+Attack = Callable[[TestIdp, TestIdp, ParsedRequest], str]
+ATTACKS: dict[str, tuple[Attack, str]] = {
+    "tampered after signing": (
+        lambda idp, _, req: idp.tamper(idp.respond(req, EMAIL), EMAIL, f"eve@{DOMAIN}"),
+        r"refused by pysaml2: \w*Signature",
+    ),
+    "signed by another key": (
+        lambda idp, attacker, req: idp.respond(req, EMAIL, signer=attacker),
+        r"refused by pysaml2: \w*Signature",
+    ),
+    "unsigned": (
+        lambda idp, _, req: idp.respond(req, EMAIL, sign_response=False, sign_assertion=False),
+        r"refused by pysaml2: SignatureError: Signature missing",
+    ),
+    "unsolicited": (
+        lambda idp, _, req: idp.respond(req, EMAIL, in_response_to=None),
+        r"no pending request None",
+    ),
+    "unknown request id": (
+        lambda idp, _, req: idp.respond(req, EMAIL, in_response_to="id-made-up-by-the-attacker"),
+        r"no pending request 'id-made-up-by-the-attacker'",
+    ),
+    "expired": (
+        lambda idp, _, req: idp.respond(req, EMAIL, not_on_or_after_delta=-FIVE_MINUTES),
+        r"refused by pysaml2: ResponseLifetimeExceed",
+    ),
+    "not yet valid": (
+        lambda idp, _, req: idp.respond(req, EMAIL, not_before_delta=FIVE_MINUTES),
+        r"refused by pysaml2: ToEarly",
+    ),
+    "wrong audience": (
+        lambda idp, _, req: idp.respond(req, EMAIL, audience="https://other-sp.example/metadata"),
+        r"refused by pysaml2: Exception: AudienceRestrictions",
+    ),
+    "wrong destination": (
+        lambda idp, _, req: idp.respond(req, EMAIL, destination=OTHER_ACS, recipient=req.acs_url),
+        r"no usable assertion",
+    ),
+    "wrong recipient": (
+        lambda idp, _, req: idp.respond(req, EMAIL, recipient=OTHER_ACS),
+        r"refused by pysaml2: VerificationError: No valid recipient",
+    ),
+    "email outside the connection's domains": (
+        lambda idp, _, req: idp.respond(req, "ana@other.example"),
+        r"email domain 'other.example' is not one of this connection's",
+    ),
+    "no email at all": (
+        lambda idp, _, req: idp.respond(req, "", name_id="not-an-email", attributes={}),
+        r"no email in the assertion",
+    ),
+    "SHA-1 signature and digest": (
+        lambda idp, _, req: idp.respond(req, EMAIL, sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1),
+        r"signature algorithm refused: '.*rsa-sha1'",
+    ),
+    "SHA-1 digest": (
+        lambda idp, _, req: idp.respond(req, EMAIL, digest_alg=DIGEST_SHA1),
+        r"digest algorithm refused: '.*#sha1'",
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(ATTACKS))
+def test_attack_is_refused_with_the_failure_page(app, client, idp, attacker, caplog, name):
+    build, reason = ATTACKS[name]
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    saml_response = build(idp, attacker, request)
+    users = count(app, User)
+
+    response = post_acs(client, slug, saml_response)
+
+    assert_refused(app, client, response, caplog, reason, users_before=users)
+
+
+def test_replayed_response_is_refused(app, client, idp, caplog):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    saml_response = idp.respond(request, EMAIL)
+    assert post_acs(client, slug, saml_response).status_code == 303
+    thief = app.test_client()  # another browser, a moment later
+    client.post("/sign_out")
+
+    again = post_acs(client, slug, saml_response)
+    stolen = post_acs(thief, slug, saml_response)
+
+    for response, browser in ((again, client), (stolen, thief)):
+        assert response.status_code == 403
+        assert SSO_FAILED in response.get_data(as_text=True)
+        assert not is_signed_in(browser)
+    assert count(app, UserSession) == 0
+    failures = sso_failures(caplog)
+    assert len(failures) == 2
+    assert all(re.search(r"no pending request|replay", f) for f in failures)
+
+
+def test_another_accounts_request_is_refused(app, client, idp, caplog):
+    a = configure_sso(app, client, idp)
+    b = configure_sso(app, client, idp, domains=("beta.example",), name="Beta")
+    request_at_b = start_login(client, idp, b)
+    a_entity_id, a_acs = sp_urls(a)
+    # Everything else points at A: only the request id is B's.
+    saml_response = idp.respond(request_at_b, EMAIL, audience=a_entity_id, destination=a_acs)
+
+    response = post_acs(client, a, saml_response)
+
+    assert_refused(app, client, response, caplog, rf"no pending request '{request_at_b.id}'")
+    with app.app_context():
+        assert db.session.get(SamlRequest, request_at_b.id) is not None  # B's is not consumed
+
+
+def test_response_to_one_account_posted_to_another_is_refused(app, client, idp, caplog):
+    a = configure_sso(app, client, idp)
+    b = configure_sso(app, client, idp, domains=("beta.example",), name="Beta")
+    request_at_a = start_login(client, idp, a)
+
+    response = post_acs(client, b, idp.respond(request_at_a, EMAIL))
+
+    assert_refused(app, client, response, caplog, r"no pending request")
+
+
+def test_expired_pending_request_is_refused(app, client, idp, caplog):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    saml_response = idp.respond(request, EMAIL)
+    with app.app_context():
+        pending = db.session.get(SamlRequest, request.id)
+        pending.expires_at = pending.expires_at - timedelta(hours=1)
+        db.session.commit()
+
+    response = post_acs(client, slug, saml_response)
+
+    assert_refused(app, client, response, caplog, r"no pending request")
+
+
+def test_acs_of_an_account_without_sso_is_refused(app, client, user, caplog):
+    response = post_acs(client, user.account_slug, base64.b64encode(b"<x/>").decode())
+
+    assert_refused(app, client, response, caplog, r"no SSO connection")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+GARBAGE: dict[str, tuple[str | None, str]] = {
+    "missing": (None, r"empty"),
+    "empty": ("", r"empty"),
+    "not base64": ("this is not base64!", r"not base64"),
+    "base64 of text": (_b64(b"hello, identity provider"), r"not XML"),
+    "truncated XML": (_b64(b'<samlp:Response xmlns:samlp="urn:x" ID="a"><sa'), r"not XML"),
+    "1 MB": ("A" * 1_000_000, r"oversized"),
+}
+
+
+@pytest.mark.parametrize("name", list(GARBAGE))
+def test_garbage_saml_response_is_refused(app, client, idp, caplog, name):
+    value, reason = GARBAGE[name]
+    slug = configure_sso(app, client, idp)
+    start_login(client, idp, slug)
+
+    response = post_acs(client, slug, value)
+
+    assert_refused(app, client, response, caplog, reason)
+
+
+def test_body_over_the_request_limit_is_413_and_signs_nobody_in(app, client, idp):
+    slug = configure_sso(app, client, idp)
+
+    response = post_acs(client, slug, "A" * (app.config["MAX_CONTENT_LENGTH"] + 1))
+
+    assert response.status_code == 413
+    assert "Traceback" not in response.get_data(as_text=True)
+    assert not is_signed_in(client)
+
+
+def _with_doctype(request: ParsedRequest, doctype: str, body: str) -> str:
+    xml = (
+        f'<?xml version="1.0"?>\n{doctype}\n'
+        '<samlp:Response xmlns:samlp="urn:oasis:names:tc:SAML:2.0:protocol" ID="_r1" '
+        f'Version="2.0" InResponseTo="{request.id}">{body}</samlp:Response>'
+    )
+    return _b64(xml.encode())
+
+
+def test_billion_laughs_is_refused_quickly(app, client, idp, caplog):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    entities = ['<!ENTITY lol0 "lol">'] + [
+        f'<!ENTITY lol{i} "{f"&lol{i - 1};" * 10}">' for i in range(1, 10)
+    ]
+    doctype = "<!DOCTYPE lolz [" + "".join(entities) + "]>"
+
+    started = time.monotonic()
+    response = post_acs(client, slug, _with_doctype(request, doctype, "&lol9;"))
+
+    assert time.monotonic() - started < 2
+    assert_refused(app, client, response, caplog, r"not XML")
+
+
+def test_external_entity_is_refused(app, client, idp, caplog):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    doctype = '<!DOCTYPE r [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>'
+
+    response = post_acs(client, slug, _with_doctype(request, doctype, "&xxe;"))
+
+    assert_refused(app, client, response, caplog, r"not XML")
+    assert "root:" not in response.get_data(as_text=True)
+
+
+def test_signed_response_with_a_doctype_is_refused(app, client, idp, caplog):
+    slug = configure_sso(app, client, idp)
+    request = start_login(client, idp, slug)
+    xml = idp.decode(idp.respond(request, EMAIL))
+    xml = re.sub(r"^(<\?xml[^>]*\?>)?", r'\1<!DOCTYPE r [<!ENTITY e "x">]>', xml, count=1)
+
+    response = post_acs(client, slug, idp.encode(xml))
+
+    assert_refused(app, client, response, caplog, r"not XML")
+
+
+# -- enforcement: passwords -------------------------------------------------------------------
+
+
+def _person_in(app: Flask, slug: str, email: str, role: str) -> None:
+    factories.make_user(app, email=email)
+    factories.make_membership(app, slug, email, role)
+
+
+def test_enforced_member_gets_the_sso_message_after_a_correct_password(app, client, idp, auth):
+    slug = configure_sso(app, client, idp, enforce=True)
+    _person_in(app, slug, EMAIL, "member")
+
+    response = auth.sign_in(EMAIL)
+
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert SSO_ENFORCED == (
+        "Your account’s domain enforces single sign-on. "
+        "Sign in through your identity provider instead."
+    )
+    assert SSO_ENFORCED in page
+    assert INCORRECT not in page
+    assert not is_signed_in(client)
+    assert count(app, UserSession) == 0
+
+
+def test_enforced_member_with_a_wrong_password_gets_the_generic_message(app, client, idp, auth):
+    slug = configure_sso(app, client, idp, enforce=True)
+    _person_in(app, slug, EMAIL, "member")
+
+    response = auth.sign_in(EMAIL, "not the password at all")
+
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422
+    assert INCORRECT in page
+    assert SSO_ENFORCED not in page
+    assert not is_signed_in(client)
+
+
+def test_enforced_domain_blocks_a_password_for_people_outside_the_account(app, client, idp, auth):
+    configure_sso(app, client, idp, enforce=True)
+    factories.make_person(app, email=f"solo@{DOMAIN}")  # owns only an account of their own
+
+    response = auth.sign_in(f"solo@{DOMAIN}")
+
+    assert response.status_code == 403
+    assert SSO_ENFORCED in response.get_data(as_text=True)
+
+
+@pytest.mark.parametrize("role", ["owner", "admin"])
+def test_owners_and_admins_still_sign_in_with_a_password(app, client, idp, auth, role):
+    slug = configure_sso(app, client, idp, enforce=True)
+    _person_in(app, slug, EMAIL, role)
+
+    response = auth.sign_in(EMAIL)
+
+    assert response.status_code == 303
+    assert is_signed_in(client)
+
+
+def test_password_form_is_reachable_from_the_sign_in_pages(app, client, idp, hx):
+    configure_sso(app, client, idp, enforce=True)
+
+    page = client.get("/sign_in").get_data(as_text=True)
+    partial = client.get("/sign_in", headers=hx).get_data(as_text=True)
+    form = client.get("/sign_in/password")
+
+    assert 'href="/sign_in/password"' in page
+    assert 'href="/sign_in/password"' in partial
+    assert form.status_code == 200
+    assert 'action="/sign_in/password"' in form.get_data(as_text=True)
+
+
+def test_without_enforcement_members_use_passwords(app, client, idp, auth):
+    slug = configure_sso(app, client, idp, enforce=False)
+    _person_in(app, slug, EMAIL, "member")
+
+    step = client.post("/sign_in/email", data={"email": EMAIL})
+    response = auth.sign_in(EMAIL)
+
+    assert step.status_code == 200 and 'name="password"' in step.get_data(as_text=True)
+    assert response.status_code == 303
+    assert is_signed_in(client)
+
+
+def test_enforcement_is_per_domain(app, client, idp, auth):
+    slug = configure_sso(app, client, idp, enforce=True)
+    _person_in(app, slug, "bo@elsewhere.example", "member")
+
+    step = client.post("/sign_in/email", data={"email": "bo@elsewhere.example"})
+    response = auth.sign_in("bo@elsewhere.example")
+
+    assert step.status_code == 200
+    assert response.status_code == 303
