@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 from flask import Flask
 from flask.cli import AppGroup
 
+from terminus_hub import audit
 from terminus_hub import mail
 from terminus_hub.accounts import api_keys as keyring
 from terminus_hub.accounts.membership import MembershipError
@@ -37,11 +40,12 @@ accounts = AppGroup("accounts", help="Create accounts and manage their members."
 mail_group = AppGroup("mail", help="The outgoing mail queue.")
 keys_group = AppGroup("keys", help="An account's API keys.")
 sso_group = AppGroup("sso", help="An account's SAML single sign-on.")
+audit_group = AppGroup("audit", help="The security audit log.")
 
 
 def init_app(app: Flask) -> None:
     """Add the command groups to `flask`."""
-    for group in (users, accounts, mail_group, keys_group, sso_group):
+    for group in (users, accounts, mail_group, keys_group, sso_group, audit_group):
         app.cli.add_command(group)
 
 
@@ -95,6 +99,7 @@ def unlock_user(email: str) -> None:
     """Clear a user's failed sign-ins and lock."""
     user = _existing_user(email)
     lockout.clear(user)
+    audit.record("account.unlocked", user=user, detail={"by": "operator"})
     db.session.commit()
     click.echo(f"Unlocked {user.email}.")
 
@@ -214,10 +219,23 @@ def configure_sso(slug: str, domains: tuple[str, ...], metadata_file: str, enfor
         raise click.ClickException(f"--metadata: {exc}") from exc
     except ConfigurationError as exc:
         raise click.ClickException(f"--{exc.field.rstrip('s')}: {exc}") from exc
+    audit.record(
+        "sso.settings_changed",
+        account=account,
+        detail={"domains": [d.domain for d in connection.domains], "enforced": enforce},
+    )
     db.session.commit()
     state = "enforced" if connection.enforced else "not enforced"
     listed = ", ".join(d.domain for d in connection.domains)
     click.echo(f"SSO for {account.slug}: {listed}; {state}.")
+
+
+@audit_group.command("export")
+@click.argument("slug")
+def export_audit(slug: str) -> None:
+    """Write an account's audit events as JSON lines (oldest first) for SIEM import."""
+    for event in audit.export(_account(slug)):
+        click.echo(json.dumps(event, separators=(",", ":"), sort_keys=True))
 
 
 @mail_group.command("send-pending")

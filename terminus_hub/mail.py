@@ -30,6 +30,7 @@ SUBJECTS = {
     "unlock": "Your Terminus Hub sign-in is locked",
     "reset": "Reset your Terminus Hub password",
     "password_changed": "Your Terminus Hub password was changed",
+    "invitation": "You are invited to join an account on Terminus Hub",
 }
 _CLAIM_SECONDS = 120
 

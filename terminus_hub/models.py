@@ -243,6 +243,57 @@ class SamlAssertion(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
+class Invitation(db.Model):
+    """An emailed invitation to join an account with a role; the link's token is stored hashed."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("inv"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+    invited_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_pending(self) -> bool:
+        """Say whether the invitation can still be accepted."""
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
+
+
+class AuditEvent(db.Model):
+    """One security event, append-only: what happened, to whom, by whom, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_account_created", "account_id", "created_at", "id"),
+        Index("ix_audit_events_user_created", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("evt"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    # No foreign keys: the record outlives the account, person or key it mentions.
+    account_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    actor_type: Mapped[str] = mapped_column(String(16))  # user, api_key, operator, anonymous
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql"), default=dict
+    )
+
+
 class UserSession(db.Model):
     """One signed-in browser; the cookie holds a secret whose SHA-256 is token_hash."""
 

@@ -68,6 +68,7 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_API_RATE_LIMIT": "600 per minute",
     "TERMINUS_CONFIRM_TOKEN_HOURS": 72,
     "TERMINUS_RESET_TOKEN_MINUTES": 60,
+    "TERMINUS_INVITATION_DAYS": 7,  # invitation links expire after this many days
     "TERMINUS_SESSION_IDLE_HOURS": 12,
     "TERMINUS_SESSION_MAX_DAYS": 14,
 }

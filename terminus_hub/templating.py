@@ -9,6 +9,7 @@ from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
+from terminus_hub.accounts.membership import accounts_of
 from terminus_hub.extensions import db
 
 HTMX_SCRIPT = "htmx-2.0.11.min.js"
@@ -19,7 +20,12 @@ def init_app(app: Flask) -> None:
 
     @app.context_processor
     def _shared() -> dict[str, Any]:
-        return {"viewer": _viewer(), "htmx_script": HTMX_SCRIPT}
+        viewer = _viewer()
+        return {
+            "viewer": viewer,
+            "viewer_accounts": lambda: accounts_of(viewer) if viewer else [],
+            "htmx_script": HTMX_SCRIPT,
+        }
 
 
 def _viewer() -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy import select
 
+from terminus_hub import audit
 from terminus_hub import keys
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
@@ -40,6 +41,7 @@ def create_key(account: Account, name: str, creator: User | None) -> tuple[ApiKe
     )
     db.session.add(row)
     db.session.flush()
+    audit.record("api_key.created", account=account, detail={"key_id": row.id, "name": row.name})
     return row, token
 
 
@@ -64,3 +66,6 @@ def get_key(account: Account, key_id: str) -> ApiKey | None:
 def revoke_key(key: ApiKey) -> None:
     """Delete a key: its token fails from the very next request."""
     db.session.execute(delete(ApiKey).where(ApiKey.id == key.id))
+    audit.record(
+        "api_key.revoked", account=key.account_id, detail={"key_id": key.id, "name": key.name}
+    )

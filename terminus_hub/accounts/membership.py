@@ -7,9 +7,13 @@ import secrets
 import unicodedata
 
 from flask import abort
+from sqlalchemy import case
+from sqlalchemy import func
 from sqlalchemy import select
 
+from terminus_hub import audit
 from terminus_hub.extensions import db
+from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
@@ -20,6 +24,12 @@ FIRST_WORKSPACE = "Main"
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 ALREADY_MEMBER = "{email} is already a member of {slug}."
 UNKNOWN_ROLE = "Role must be one of: owner, admin, member."
+
+
+LAST_OWNER = "An account must keep at least one owner. Make someone else an owner first."
+OWNERS_ONLY = "Only owners can make or change owners."
+CANNOT_MANAGE = "Only owners and admins can manage members."
+NAME_INVALID = "Give the account a name of 1 to 120 printable characters."
 
 
 class MembershipError(ValueError):
@@ -60,7 +70,105 @@ def add_member(account: Account, user: User, role: str) -> Membership:
     membership = Membership(account=account, user=user, role=role)
     db.session.add(membership)
     db.session.flush()
+    audit.record("member.joined", account=account, user=user, detail={"role": role})
     return membership
+
+
+def _owner_count(account_id: str) -> int:
+    return db.session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(Membership.account_id == account_id, Membership.role == "owner")
+    )
+
+
+def check_manager(actor: Membership | None, target_role: str, new_role: str | None) -> None:
+    """Refuse unless the actor may manage a member of target_role (giving them new_role).
+
+    Operators (actor None) may do anything; admins may not touch owners or make them.
+    """
+    if actor is None:
+        return
+    if actor.role not in MANAGER_ROLES:
+        raise MembershipError(CANNOT_MANAGE)
+    if "owner" in (target_role, new_role) and actor.role != "owner":
+        raise MembershipError(OWNERS_ONLY)
+
+
+def change_role(membership: Membership, role: str, actor: Membership | None) -> None:
+    """Change a member's role: only owners touch owners, and one owner always remains."""
+    if role not in ROLES:
+        raise MembershipError(UNKNOWN_ROLE)
+    check_manager(actor, membership.role, role)
+    if membership.role == "owner" and role != "owner":
+        _lock_owners(membership.account_id)
+        if _owner_count(membership.account_id) <= 1:
+            raise MembershipError(LAST_OWNER)
+    old = membership.role
+    membership.role = role
+    db.session.flush()
+    audit.record(
+        "member.role_changed",
+        account=membership.account_id,
+        user=membership.user_id,
+        detail={"from": old, "to": role},
+    )
+
+
+def remove_member(membership: Membership, actor: Membership | None) -> None:
+    """Remove someone (or, with actor = their own membership, leave); one owner remains.
+
+    Their sessions stop reaching the account at once: every request checks the membership.
+    """
+    leaving = actor is not None and actor.id == membership.id
+    if not leaving:
+        check_manager(actor, membership.role, None)
+    if membership.role == "owner":
+        _lock_owners(membership.account_id)
+        if _owner_count(membership.account_id) <= 1:
+            raise MembershipError(LAST_OWNER)
+    audit.record(
+        "member.removed",
+        account=membership.account_id,
+        user=membership.user_id,
+        detail={"role": membership.role, "left": leaving},
+    )
+    db.session.delete(membership)
+    db.session.flush()
+
+
+def _lock_owners(account_id: str) -> None:
+    # Serialise owner changes per account on PostgreSQL, so two admins demoting the last two
+    # owners at once cannot both succeed (SQLite serialises writes anyway).
+    db.session.execute(
+        select(Membership.id)
+        .where(Membership.account_id == account_id, Membership.role == "owner")
+        .with_for_update()
+    ).all()
+
+
+def rename_account(account: Account, name: str) -> None:
+    """Rename an account (its slug, and so its URLs, stay as they are)."""
+    name = " ".join((name or "").split())
+    if not name or len(name) > 120 or not name.isprintable():
+        raise MembershipError(NAME_INVALID)
+    old = account.name
+    account.name = name
+    db.session.flush()
+    audit.record("account.renamed", account=account, detail={"from": old, "to": name})
+
+
+def members_of(account: Account) -> list[Membership]:
+    """Return an account's memberships with their people, owners first."""
+    order = case({"owner": 0, "admin": 1}, value=Membership.role, else_=2)
+    return list(
+        db.session.scalars(
+            select(Membership)
+            .join(User, User.id == Membership.user_id)
+            .where(Membership.account_id == account.id)
+            .order_by(order, User.email)
+        )
+    )
 
 
 def membership_of(user: User, account: Account) -> Membership | None:

@@ -17,6 +17,7 @@ limiter.limit(auth.rate_limit, key_func=auth.rate_limit_key)(bp)
 # The resource modules attach their routes to bp; imported last because they need it.
 from terminus_hub.api import account  # noqa: E402, F401
 from terminus_hub.api import api_keys  # noqa: E402, F401
+from terminus_hub.api import members  # noqa: E402, F401
 from terminus_hub.api import openapi  # noqa: E402, F401
 from terminus_hub.api import records  # noqa: E402, F401
 from terminus_hub.api import workspaces  # noqa: E402, F401

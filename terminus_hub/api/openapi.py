@@ -136,6 +136,69 @@ SCHEMAS: dict[str, Any] = {
             },
         ]
     },
+    "Member": {
+        "type": "object",
+        "required": ["id", "user_id", "email", "name", "role", "created_at"],
+        "properties": {
+            "id": _ID,
+            "user_id": _ID,
+            "email": {"type": "string"},
+            "name": {"type": "string"},
+            "role": {"type": "string", "enum": ["owner", "admin", "member"]},
+            "created_at": _TIME,
+        },
+    },
+    "MemberPatch": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["role"],
+        "properties": {"role": {"type": "string", "enum": ["owner", "admin", "member"]}},
+    },
+    "Invitation": {
+        "type": "object",
+        "required": ["id", "email", "role", "created_at", "expires_at"],
+        "properties": {
+            "id": _ID,
+            "email": {"type": "string"},
+            "role": {"type": "string", "enum": ["owner", "admin", "member"]},
+            "created_at": _TIME,
+            "expires_at": _TIME,
+        },
+    },
+    "InvitationInput": {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["email", "role"],
+        "properties": {
+            "email": {"type": "string", "format": "email", "maxLength": 254},
+            "role": {"type": "string", "enum": ["owner", "admin", "member"]},
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "required": ["id", "created_at", "kind", "account_id", "user_id", "actor"],
+        "properties": {
+            "id": _ID,
+            "created_at": _TIME,
+            "kind": {"type": "string"},
+            "account_id": {"type": ["string", "null"]},
+            "user_id": {"type": ["string", "null"]},
+            "actor": {
+                "type": "object",
+                "required": ["type", "id"],
+                "properties": {
+                    "type": {
+                        "type": "string",
+                        "enum": ["user", "api_key", "operator", "anonymous"],
+                    },
+                    "id": {"type": ["string", "null"]},
+                },
+            },
+            "ip_address": {"type": "string"},
+            "user_agent": {"type": "string"},
+            "detail": {"type": "object"},
+        },
+    },
     "ApiKeyInput": {
         "type": "object",
         "additionalProperties": False,
@@ -255,6 +318,55 @@ def document() -> dict[str, Any]:
                 "Revoke a key (owner or admin session only); it fails from the next request",
                 {"204": {"description": "Revoked."}, **_errors(*_COMMON, 403, 404)},
             ),
+        },
+        "/members": {
+            "get": _op(
+                "List members (owner or admin session only)",
+                {"200": _json(_list_of("Member"), "The members."), **_errors(*_COMMON, 403)},
+            )
+        },
+        "/members/{member_id}": {
+            "parameters": [{"name": "member_id", **_ID_PARAM}],
+            "patch": _op(
+                "Change a member's role (owner or admin session only)",
+                {"200": _json("Member", "Changed."), **_errors(*_COMMON, *_BODY, 403, 404)},
+                requestBody=_body("MemberPatch"),
+            ),
+            "delete": _op(
+                "Remove a member (owner or admin session only)",
+                {"204": {"description": "Removed."}, **_errors(*_COMMON, 403, 404)},
+            ),
+        },
+        "/invitations": {
+            "get": _op(
+                "List pending invitations (owner or admin session only)",
+                {"200": _json(_list_of("Invitation"), "Pending."), **_errors(*_COMMON, 403)},
+            ),
+            "post": _op(
+                "Invite an email with a role (owner or admin session only)",
+                {"201": _json("Invitation", "Sent."), **_errors(*_COMMON, *_BODY, 403)},
+                requestBody=_body("InvitationInput"),
+            ),
+        },
+        "/invitations/{invitation_id}": {
+            "parameters": [{"name": "invitation_id", **_ID_PARAM}],
+            "delete": _op(
+                "Withdraw an invitation (owner or admin session only)",
+                {"204": {"description": "Withdrawn."}, **_errors(*_COMMON, 403, 404)},
+            ),
+        },
+        "/audit_events": {
+            "get": _op(
+                "The account's security events, oldest first (owner or admin session only)",
+                {"200": _json(_list_of("AuditEvent"), "A page."), **_errors(*_COMMON, 403, 422)},
+                parameters=[
+                    *_PAGE_PARAMS,
+                    {"name": "kind", "in": "query", "schema": {"type": "string"}},
+                    {"name": "user_id", "in": "query", "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "schema": _TIME},
+                    {"name": "until", "in": "query", "schema": _TIME},
+                ],
+            )
         },
         "/openapi.json": {
             "get": _op(

@@ -25,19 +25,19 @@ NAME_REQUIRED = "Enter your name."
 NAME_INVALID = "Use letters, spaces and punctuation only, up to 120 characters."
 
 
-def _strip(value: str | None) -> str | None:
+def strip_text(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-def _email_field(label: str = "Email") -> EmailField:
+def email_field(label: str = "Email") -> EmailField:
     return EmailField(
         label,
-        filters=[_strip],
+        filters=[strip_text],
         validators=[DataRequired(EMAIL_REQUIRED), Length(max=254, message=INVALID_EMAIL)],
     )
 
 
-class _EmailMixin:
+class EmailMixin:
     email: EmailField
 
     def validate_email(self, field: Field) -> None:
@@ -48,21 +48,21 @@ class _EmailMixin:
             raise ValidationError(str(exc)) from exc
 
 
-class EmailForm(_EmailMixin, FlaskForm):
-    email = _email_field()
+class EmailForm(EmailMixin, FlaskForm):
+    email = email_field()
     next = HiddenField()
 
 
 class PasswordSignInForm(FlaskForm):
     # The email is not validated here: every failure must read "Incorrect email or password."
-    email = _email_field()
+    email = email_field()
     password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
     next = HiddenField()
 
 
-class SignUpForm(_EmailMixin, FlaskForm):
-    name = StringField("Your name", filters=[_strip], validators=[DataRequired(NAME_REQUIRED)])
-    email = _email_field()
+class SignUpForm(EmailMixin, FlaskForm):
+    name = StringField("Your name", filters=[strip_text], validators=[DataRequired(NAME_REQUIRED)])
+    email = email_field()
     password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
 
     def validate_name(self, field: Field) -> None:
@@ -80,12 +80,12 @@ class SignUpForm(_EmailMixin, FlaskForm):
             raise ValidationError(problem)
 
 
-class ResendForm(_EmailMixin, FlaskForm):
-    email = _email_field()
+class ResendForm(EmailMixin, FlaskForm):
+    email = email_field()
 
 
-class ForgotPasswordForm(_EmailMixin, FlaskForm):
-    email = _email_field()
+class ForgotPasswordForm(EmailMixin, FlaskForm):
+    email = email_field()
 
 
 class ResetPasswordForm(FlaskForm):

@@ -17,6 +17,7 @@ from sqlalchemy import case
 from sqlalchemy import or_
 from sqlalchemy import update
 
+from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
@@ -68,6 +69,7 @@ def record_failure(user: User) -> None:
     if result.rowcount == 1:
         db.session.refresh(user)
         send_unlock_email(user)
+        audit.record("account.locked", user=user, detail={"minutes": minutes})
     db.session.commit()
 
 
@@ -111,6 +113,8 @@ def unlock(user: User) -> bool:
         .where(User.id == user.id, User.locked_at == user.locked_at)
         .values(failed_attempts=0, locked_at=None, locked_until=None)
     )
+    if result.rowcount == 1:
+        audit.record("account.unlocked", user=user, detail={"by": "link"})
     return result.rowcount == 1
 
 

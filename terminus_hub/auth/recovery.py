@@ -9,6 +9,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import update
 
+from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub import sessions
 from terminus_hub.auth import lockout
@@ -47,6 +48,7 @@ def request_reset(user: User | None) -> None:
     if user is None or not may_mail(user.email, "reset"):
         return
     url = links.external_url("auth.reset_password", token=links.make_token("reset", user))
+    audit.record("password.reset_requested", user=user)
     send_email(
         user.email,
         "reset",
@@ -80,5 +82,6 @@ def reset_password(user: User, new_password: str) -> bool:
     lockout.clear(user)
     sessions.end_all_for(user, keep=sessions.current_session_of(user))
     send_email(user.email, "password_changed", user=user)
+    audit.record("password.changed", user=user, actor=user, detail={"by": "reset_link"})
     db.session.commit()
     return True

@@ -34,6 +34,7 @@ class Outcome(enum.Enum):
 class Result:
     outcome: Outcome
     user: User | None = None
+    reason: str = ""  # internal only (audit log): never shown, never different on screen
 
 
 def find_user(email: str) -> User | None:
@@ -53,18 +54,18 @@ def authenticate(email: str, password: str) -> Result:
     too_long = len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]
     if user is None or too_long:
         dummy_verify()
-        return Result(Outcome.FAILED)
+        return Result(Outcome.FAILED, user, "unknown_email" if user is None else "too_long")
     if not lockout.reserve_attempt(user):
         dummy_verify()  # locked: the password is not checked, but the time is spent the same
-        return Result(Outcome.FAILED)
+        return Result(Outcome.FAILED, user, "locked")
     if not verify_password(password, user.password_hash):
         lockout.record_failure(user)
-        return Result(Outcome.FAILED)
+        return Result(Outcome.FAILED, user, "wrong_password")
     if not lockout.record_success(user):
-        return Result(Outcome.FAILED)
+        return Result(Outcome.FAILED, user, "locked")
     # Only a correct password earns a more specific answer.
     if not user.is_confirmed:
-        return Result(Outcome.UNCONFIRMED, user)
+        return Result(Outcome.UNCONFIRMED, user, "unconfirmed")
     if password_blocked_by_sso(user):
-        return Result(Outcome.SSO_REQUIRED, user)
+        return Result(Outcome.SSO_REQUIRED, user, "sso_enforced")
     return Result(Outcome.SIGNED_IN, user)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint
 from flask import Response
 from flask import flash
@@ -12,6 +14,7 @@ from flask import session
 from flask import url_for
 from flask_login import current_user
 
+from terminus_hub import audit
 from terminus_hub import htmx
 from terminus_hub import links
 from terminus_hub import sessions
@@ -32,6 +35,7 @@ from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
 
 bp = Blueprint("auth", __name__)
+security_log = logging.getLogger("terminus_hub.security")
 
 SIGNED_OUT = "You have signed out."
 CONFIRMED = "Your email is confirmed. Sign in to continue."
@@ -96,6 +100,7 @@ def sign_in_password_submit() -> Response:
     if not form.validate_on_submit():
         return _password_step(form, status=422)
     result = signin.authenticate(form.email.data, form.password.data)
+    _audit_sign_in(result, form.email.data)
     if result.outcome is signin.Outcome.FAILED:
         return _password_step(form, error=signin.INCORRECT, status=422)
     if result.outcome is signin.Outcome.UNCONFIRMED:
@@ -107,6 +112,20 @@ def sign_in_password_submit() -> Response:
     sessions.start(result.user)
     db.session.commit()
     return htmx.redirect_to(target)
+
+
+def _audit_sign_in(result: signin.Result, email: str) -> None:
+    if result.outcome is signin.Outcome.SIGNED_IN:
+        audit.record("sign_in.succeeded", user=result.user, detail={"method": "password"})
+        return  # committed with the new session
+    detail = {"reason": result.reason, "email_hash": audit.email_fingerprint(email)}
+    if result.user is None:
+        # No person, no account: an unknown address goes to the log only, so guessing at
+        # addresses cannot grow the database.
+        security_log.info("authn_login_fail %s", detail)
+        return
+    audit.record("sign_in.failed", user=result.user, detail=detail)
+    db.session.commit()
 
 
 def _password_step(form: PasswordSignInForm, status: int = 200, **context: object) -> Response:

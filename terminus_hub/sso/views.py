@@ -16,6 +16,7 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 
+from terminus_hub import audit
 from terminus_hub import sessions
 from terminus_hub.accounts.membership import account_by_slug
 from terminus_hub.accounts.membership import member_account_or_404
@@ -85,7 +86,7 @@ def acs(slug: str) -> Response:
     try:
         asserted = saml.finish_login(account, connection, request.form.get("SAMLResponse", ""))
     except saml.SsoFailure as exc:
-        return _failed(slug, str(exc))
+        return _failed(slug, str(exc), account)
     if asserted.is_test:
         connection.tested_at = utcnow()
     user = provision(account, asserted.email)
@@ -95,14 +96,18 @@ def acs(slug: str) -> Response:
         flash(TEST_SUCCEEDED, "success")
     row = sessions.start(user)
     row.account_id = account.id
+    audit.record("sso.sign_in_succeeded", account=account, user=user, actor=user)
     db.session.commit()
     log.info("authn_login_success method=saml account=%s user=%s", account.slug, user.id)
     return redirect(target, 303)
 
 
-def _failed(slug: str, reason: str) -> Response:
+def _failed(slug: str, reason: str, account: Account | None = None) -> Response:
     db.session.rollback()
     log.warning("authn_login_fail method=saml account=%r reason=%r", slug[:64], reason[:300])
+    if account is not None:
+        audit.record("sso.sign_in_failed", account=account, detail={"reason": reason[:300]})
+        db.session.commit()
     return make_response(render_template("sso/failed.html", message=SSO_FAILED), 403)
 
 
@@ -151,6 +156,15 @@ def _save(account: Account, form: SsoSettingsForm) -> bool:
             form.enforced.data,
             by_operator=False,
             admin=current_user,
+        )
+        audit.record(
+            "sso.settings_changed",
+            account=account,
+            detail={
+                "domains": form.domain_list,
+                "enforced": bool(form.enforced.data),
+                "metadata_replaced": metadata_xml is not None,
+            },
         )
     except MetadataError as exc:
         field = form.metadata if form.metadata.data else form.certificate
