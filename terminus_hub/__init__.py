@@ -14,6 +14,7 @@ from terminus_hub import cli
 from terminus_hub import errors
 from terminus_hub import guards
 from terminus_hub import headers
+from terminus_hub import health
 from terminus_hub import mail
 from terminus_hub import models
 from terminus_hub import sessions
@@ -52,6 +53,7 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     app.register_blueprint(accounts.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(sso.bp)
+    app.register_blueprint(health.bp)
     guards.init_app(app)
     errors.init_app(app)
     headers.init_app(app)

@@ -88,11 +88,32 @@ def load(app: Flask, config: Mapping[str, Any] | None) -> None:
     if not uri:
         uri = "sqlite:///" + os.path.join(app.instance_path, "terminus_hub.sqlite")
     app.config["SQLALCHEMY_DATABASE_URI"] = normalize_database_url(uri)
+    app.config["SQLALCHEMY_ENGINE_OPTIONS"] = engine_options(
+        app.config["SQLALCHEMY_DATABASE_URI"], app.config["SQLALCHEMY_ENGINE_OPTIONS"]
+    )
     if not app.config["SESSION_COOKIE_NAME"]:
         secure = app.config["SESSION_COOKIE_SECURE"]
         app.config["SESSION_COOKIE_NAME"] = "__Host-thub_session" if secure else "thub_session"
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(app.instance_path)
+
+
+def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:
+    """Bound every wait on PostgreSQL and recover by itself; configured options win."""
+    if not uri.startswith("postgresql"):
+        return dict(configured)
+    options: dict[str, Any] = {
+        "pool_pre_ping": True,  # a connection the server dropped is replaced, not used
+        "pool_timeout": 5,  # seconds to wait for a free connection
+        "pool_recycle": 1800,
+        "connect_args": {
+            "connect_timeout": 3,
+            # No query may hold a worker longer than this (milliseconds).
+            "options": "-c statement_timeout=5000 -c lock_timeout=3000",
+        },
+    }
+    options.update(configured)
+    return options
 
 
 def migrations_directory() -> str:
