@@ -7,7 +7,6 @@ from typing import Any
 
 from flask import Response
 from flask import request
-from sqlalchemy import select
 
 from terminus_hub import audit
 from terminus_hub.accounts import invitations as invites
@@ -23,6 +22,7 @@ from terminus_hub.api.errors import ApiError
 from terminus_hub.api.errors import not_found
 from terminus_hub.api.errors import validation_error
 from terminus_hub.api.pagination import paginate
+from terminus_hub.api.scoping import in_account
 from terminus_hub.emails import InvalidEmail
 from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db
@@ -58,17 +58,6 @@ def serialize_invitation(invitation: Invitation) -> dict[str, Any]:
     }
 
 
-def _member(member_id: str) -> Membership:
-    row = db.session.scalar(
-        select(Membership).where(
-            Membership.id == member_id, Membership.account_id == current_caller().account.id
-        )
-    )
-    if row is None:
-        raise not_found()
-    return row
-
-
 def _refused(exc: MembershipError) -> ApiError:
     return ApiError("forbidden", str(exc), 403)
 
@@ -85,7 +74,7 @@ def list_members() -> dict[str, Any]:
 @admin_only
 def update_member(member_id: str) -> dict[str, Any]:
     """Change a member's role (only owners touch owners; one owner always remains)."""
-    target = _member(member_id)
+    target = in_account(Membership, member_id)
     body = validation.json_object({"role"})
     if body.get("role") not in ROLES:
         raise validation_error({"role": ROLE_INVALID})
@@ -103,7 +92,7 @@ def update_member(member_id: str) -> dict[str, Any]:
 def delete_member(member_id: str) -> Response:
     """Remove a member: their access to this account ends with their next request."""
     try:
-        remove_member(_member(member_id), current_caller().membership)
+        remove_member(in_account(Membership, member_id), current_caller().membership)
     except MembershipError as exc:
         db.session.rollback()
         raise _refused(exc) from None
@@ -147,12 +136,8 @@ def create_invitation() -> tuple[dict[str, Any], int]:
 @admin_only
 def delete_invitation(invitation_id: str) -> Response:
     """Withdraw a pending invitation."""
-    row = db.session.scalar(
-        select(Invitation).where(
-            Invitation.id == invitation_id, Invitation.account_id == current_caller().account.id
-        )
-    )
-    if row is None or not row.is_pending:
+    row = in_account(Invitation, invitation_id)
+    if not row.is_pending:
         raise not_found()
     try:
         invites.revoke(row, current_caller().membership)

@@ -11,9 +11,8 @@ from sqlalchemy import select
 from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
-from terminus_hub.api.errors import not_found
 from terminus_hub.api.pagination import paginate
-from terminus_hub.api.workspaces import workspace_or_404
+from terminus_hub.api.scoping import in_account
 from terminus_hub.extensions import db
 from terminus_hub.models import Record
 from terminus_hub.models import Workspace
@@ -35,17 +34,6 @@ def serialize(record: Record) -> dict[str, Any]:
     }
 
 
-def _record_or_404(record_id: str) -> Record:
-    record = db.session.scalar(
-        select(Record).where(
-            Record.id == record_id, Record.account_id == current_caller().account.id
-        )
-    )
-    if record is None:
-        raise not_found()
-    return record
-
-
 def _workspace_field(value: Any) -> tuple[Workspace | None, str | None]:
     """Return the caller's workspace with this id, or what is wrong with the value."""
     if not isinstance(value, str) or not value:
@@ -64,7 +52,7 @@ def list_records() -> dict[str, Any]:
     query = select(Record).where(Record.account_id == current_caller().account.id)
     workspace_id = request.args.get("workspace_id")
     if workspace_id is not None:
-        query = query.where(Record.workspace_id == workspace_or_404(workspace_id).id)
+        query = query.where(Record.workspace_id == in_account(Workspace, workspace_id).id)
     return paginate(query, Record, serialize)
 
 
@@ -97,13 +85,13 @@ def create_record() -> tuple[dict[str, Any], int]:
 @bp.get("/records/<record_id>")
 def get_record(record_id: str) -> dict[str, Any]:
     """Show one record."""
-    return serialize(_record_or_404(record_id))
+    return serialize(in_account(Record, record_id))
 
 
 @bp.patch("/records/<record_id>")
 def update_record(record_id: str) -> dict[str, Any]:
     """Change a record's title, data or workspace."""
-    record = _record_or_404(record_id)
+    record = in_account(Record, record_id)
     body = validation.json_object({"workspace_id", "title", "data"})
     workspace, workspace_problem = (
         _workspace_field(body["workspace_id"]) if "workspace_id" in body else (None, None)
@@ -131,6 +119,6 @@ def update_record(record_id: str) -> dict[str, Any]:
 @bp.delete("/records/<record_id>")
 def delete_record(record_id: str) -> Response:
     """Delete a record."""
-    db.session.delete(_record_or_404(record_id))
+    db.session.delete(in_account(Record, record_id))
     db.session.commit()
     return Response(status=204)

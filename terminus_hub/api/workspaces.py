@@ -10,8 +10,8 @@ from sqlalchemy import select
 from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
-from terminus_hub.api.errors import not_found
 from terminus_hub.api.pagination import paginate
+from terminus_hub.api.scoping import in_account
 from terminus_hub.extensions import db
 from terminus_hub.models import Workspace
 
@@ -25,18 +25,6 @@ def serialize(workspace: Workspace) -> dict[str, Any]:
         "name": workspace.name,
         "created_at": workspace.created_at.isoformat(),
     }
-
-
-def workspace_or_404(workspace_id: str) -> Workspace:
-    """Return a workspace of the caller's account; anything else is not found."""
-    workspace = db.session.scalar(
-        select(Workspace).where(
-            Workspace.id == workspace_id, Workspace.account_id == current_caller().account.id
-        )
-    )
-    if workspace is None:
-        raise not_found()
-    return workspace
 
 
 @bp.get("/workspaces")
@@ -60,13 +48,13 @@ def create_workspace() -> tuple[dict[str, Any], int]:
 @bp.get("/workspaces/<workspace_id>")
 def get_workspace(workspace_id: str) -> dict[str, Any]:
     """Show one workspace."""
-    return serialize(workspace_or_404(workspace_id))
+    return serialize(in_account(Workspace, workspace_id))
 
 
 @bp.patch("/workspaces/<workspace_id>")
 def update_workspace(workspace_id: str) -> dict[str, Any]:
     """Rename a workspace."""
-    workspace = workspace_or_404(workspace_id)
+    workspace = in_account(Workspace, workspace_id)
     body = validation.json_object({"name"})
     if "name" in body:
         validation.check({"name": validation.text(body["name"], max_length=NAME_MAX)})
@@ -78,6 +66,6 @@ def update_workspace(workspace_id: str) -> dict[str, Any]:
 @bp.delete("/workspaces/<workspace_id>")
 def delete_workspace(workspace_id: str) -> Response:
     """Delete a workspace and its records."""
-    db.session.delete(workspace_or_404(workspace_id))
+    db.session.delete(in_account(Workspace, workspace_id))
     db.session.commit()
     return Response(status=204)
