@@ -12,6 +12,7 @@ from saml2 import BINDING_HTTP_REDIRECT
 from saml2.attribute_converter import ac_factory
 from saml2.config import SPConfig
 from saml2.mdstore import MetadataStore
+from saml2.s_utils import UnsupportedBinding
 
 MAX_METADATA_BYTES = 512 * 1024
 
@@ -48,7 +49,10 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
     entity_id = idps[0]
     if not store.certs(entity_id, "idpsso", use="signing"):
         raise MetadataError(NO_SIGNING_CERT)
-    services = store.single_sign_on_service(entity_id, BINDING_HTTP_REDIRECT)
+    try:
+        services = store.single_sign_on_service(entity_id, BINDING_HTTP_REDIRECT)
+    except UnsupportedBinding:
+        services = []
     if not services:
         raise MetadataError(NO_REDIRECT_SSO)
     return IdpInfo(entity_id=entity_id, sso_url=services[0]["location"])

@@ -91,10 +91,10 @@ def acs(slug: str) -> Response:
         connection.tested_at = utcnow()
     user = provision(account, asserted.email)
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
+    row = sessions.start(user)  # clears the pre-sign-in session, so flash only after it
     if asserted.is_test:
         target = url_for("sso.settings", slug=account.slug)
         flash(TEST_SUCCEEDED, "success")
-    row = sessions.start(user)
     row.account_id = account.id
     audit.record("sso.sign_in_succeeded", account=account, user=user, actor=user)
     db.session.commit()
