@@ -29,17 +29,16 @@ class ApiKeyCreateForm(FlaskForm):
             raise ValidationError(problem)
 
 
+ROLE_CHOICES = {"member": "Member", "admin": "Admin", "owner": "Owner"}
+
+
 class InviteForm(EmailMixin, FlaskForm):
     email = email_field()
-    role = SelectField(
-        "Role", choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")]
-    )
+    role = SelectField("Role", choices=ROLE_CHOICES)
 
 
 class RoleForm(FlaskForm):
-    role = SelectField(
-        "Role", choices=[("member", "Member"), ("admin", "Admin"), ("owner", "Owner")]
-    )
+    role = SelectField("Role", choices=ROLE_CHOICES)
 
 
 class RenameForm(FlaskForm):

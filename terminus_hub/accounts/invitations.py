@@ -110,7 +110,7 @@ def _send(invitation: Invitation, account: Account, inviter: User | None) -> Non
 
 def find(token: str) -> Invitation | None:
     """Return the pending invitation behind a link token, or None."""
-    if not token or len(token) > 100:
+    if not token or len(token) > 100 or not token.isascii():
         return None
     invitation = db.session.scalar(select(Invitation).where(Invitation.token_hash == _hash(token)))
     return invitation if invitation is not None and invitation.is_pending else None
@@ -133,4 +133,4 @@ def accept(invitation: Invitation, user: User) -> Membership:
     existing = membership_of(user, invitation.account)
     if existing is not None:
         return existing
-    return add_member(invitation.account, user, invitation.role)
+    return add_member(invitation.account, user, invitation.role, actor=user)

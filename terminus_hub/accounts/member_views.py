@@ -146,6 +146,8 @@ def invitation_action(slug: str, invitation_id: str, action: str) -> Response:
 def set_role(slug: str, member_id: str) -> Response:
     """Change a member's role."""
     account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
     target = _target(account.id, member_id)
     form = RoleForm()
     if not form.validate_on_submit():
@@ -167,6 +169,8 @@ def remove(slug: str, member_id: str) -> Response:
     """Remove a member, or leave the account when it is your own membership."""
     account, membership = member_account_or_404(current_user, slug)
     target = _target(account.id, member_id)
+    if target.id != membership.id and membership.role not in MANAGER_ROLES:
+        abort(403)
     if not EmptyForm().validate_on_submit():
         abort(400)
     leaving = target.id == membership.id

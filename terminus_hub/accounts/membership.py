@@ -61,7 +61,7 @@ def create_account(name: str, owner: User) -> Account:
     return account
 
 
-def add_member(account: Account, user: User, role: str) -> Membership:
+def add_member(account: Account, user: User, role: str, actor: User | None = None) -> Membership:
     """Give a person a role in an account."""
     if role not in ROLES:
         raise MembershipError(UNKNOWN_ROLE)
@@ -70,7 +70,7 @@ def add_member(account: Account, user: User, role: str) -> Membership:
     membership = Membership(account=account, user=user, role=role)
     db.session.add(membership)
     db.session.flush()
-    audit.record("member.joined", account=account, user=user, detail={"role": role})
+    audit.record("member.joined", account=account, user=user, actor=actor, detail={"role": role})
     return membership
 
 

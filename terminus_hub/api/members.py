@@ -12,6 +12,7 @@ from terminus_hub import audit
 from terminus_hub.accounts import invitations as invites
 from terminus_hub.accounts.membership import MembershipError
 from terminus_hub.accounts.membership import change_role
+from terminus_hub.accounts.membership import check_manager
 from terminus_hub.accounts.membership import members_of
 from terminus_hub.accounts.membership import remove_member
 from terminus_hub.api import bp
@@ -121,6 +122,10 @@ def create_invitation() -> tuple[dict[str, Any], int]:
         problems["email"] = str(exc)
     validation.check(problems)
     caller = current_caller()
+    try:
+        check_manager(caller.membership, "member", body["role"])
+    except MembershipError as exc:
+        raise _refused(exc) from None
     try:
         invitation = invites.invite(
             caller.account, email, body["role"], caller.membership, caller.user

@@ -116,7 +116,9 @@ def sign_in_password_submit() -> Response:
 
 def _audit_sign_in(result: signin.Result, email: str) -> None:
     if result.outcome is signin.Outcome.SIGNED_IN:
-        audit.record("sign_in.succeeded", user=result.user, detail={"method": "password"})
+        audit.record(
+            "sign_in.succeeded", user=result.user, actor=result.user, detail={"method": "password"}
+        )
         return  # committed with the new session
     detail = {"reason": result.reason, "email_hash": audit.email_fingerprint(email)}
     if result.user is None:
