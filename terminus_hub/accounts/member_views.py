@@ -48,13 +48,18 @@ INVITATION_INVALID = "This invitation is invalid, has expired, was withdrawn or 
 
 
 def _members_page(account, membership, invite_form=None, status=200):  # type: ignore[no-untyped-def]
+    invite_form = invite_form or InviteForm(formdata=None)
+    if membership.role != "owner":
+        # Only owners make owners: admins are not offered the choice.
+        choices = dict(invite_form.role.choices)
+        invite_form.role.choices = {k: v for k, v in choices.items() if k != "owner"}
     page = render_template(
         "accounts/members.html",
         account=account,
         membership=membership,
         members=members_of(account),
         invitations=invitations.pending_for(account),
-        invite_form=invite_form or InviteForm(formdata=None),
+        invite_form=invite_form,
         rename_form=RenameForm(formdata=None, name=account.name),
         can_manage=membership.role in MANAGER_ROLES,
         empty_form=EmptyForm(),
