@@ -305,6 +305,11 @@ class UserSession(db.Model):
     account_id: Mapped[str | None] = mapped_column(
         ForeignKey("accounts.id", ondelete="SET NULL"), index=True
     )
+    # Set for a session started through an account's identity provider: that IdP vouched
+    # for the person only towards its own account, so the session reaches no other.
+    sso_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     ip_address: Mapped[str] = mapped_column(String(64), default="")

@@ -11,6 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from terminus_hub.accounts.membership import accounts_of
 from terminus_hub.extensions import db
+from terminus_hub.session_scope import within_scope
 
 HTMX_SCRIPT = "htmx-2.0.11.min.js"
 
@@ -23,7 +24,7 @@ def init_app(app: Flask) -> None:
         viewer = _viewer()
         return {
             "viewer": viewer,
-            "viewer_accounts": lambda: accounts_of(viewer) if viewer else [],
+            "viewer_accounts": lambda: within_scope(accounts_of(viewer)) if viewer else [],
             "htmx_script": HTMX_SCRIPT,
         }
 

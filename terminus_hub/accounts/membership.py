@@ -19,6 +19,7 @@ from terminus_hub.models import Account
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import Workspace
+from terminus_hub.session_scope import within_scope
 
 FIRST_WORKSPACE = "Main"
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
@@ -199,6 +200,6 @@ def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
     """Return the account and the person's membership; 404 when either is missing."""
     account = account_by_slug(slug) if SLUG_PATTERN.fullmatch(slug) else None
     membership = membership_of(user, account) if account else None
-    if account is None or membership is None:
+    if account is None or membership is None or not within_scope([account]):
         abort(404)
     return account, membership

@@ -20,6 +20,7 @@ from terminus_hub.accounts.membership import member_account_or_404
 from terminus_hub.auth.forms import EmptyForm
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.session_scope import within_scope
 
 bp = Blueprint("accounts", __name__)
 
@@ -31,7 +32,8 @@ KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
 @login_required
 def picker() -> str:
     """List the accounts the person belongs to."""
-    return render_template("accounts/picker.html", accounts=accounts_of(current_user))
+    accounts = within_scope(accounts_of(current_user))
+    return render_template("accounts/picker.html", accounts=accounts)
 
 
 @bp.get("/a/<slug>/")

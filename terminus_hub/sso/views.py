@@ -92,6 +92,7 @@ def acs(slug: str) -> Response:
     user = provision(account, asserted.email)
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
     row = sessions.start(user)  # clears the pre-sign-in session, so flash only after it
+    row.sso_account_id = account.id
     if asserted.is_test:
         target = url_for("sso.settings", slug=account.slug)
         flash(TEST_SUCCEEDED, "success")
