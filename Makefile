@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
 
-.PHONY: install run test test-sqlite test-postgresql fuzz lint format clean
+.PHONY: install run test test-sqlite test-postgresql fuzz faults lint format clean
 
 install: $(STAMP)
 
@@ -43,6 +43,11 @@ test-postgresql: install
 # Schema-driven fuzzing of the API (schemathesis against openapi.json); CI runs it too.
 fuzz: install
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest -m fuzz tests/fuzz -p no:cacheprovider
+
+# Fault injection: its own Redis, a cuttable proxy in front of PostgreSQL, a misbehaving SMTP
+# server and two gunicorn instances (needs TEST_DATABASE_URL; CI sets it).
+faults: install
+	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from flask.logging import default_handler
 
 from terminus_hub import accounts
 from terminus_hub import api
@@ -34,6 +36,12 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
     settings.load(app, config)
     app.logger.setLevel(app.config["LOG_LEVEL"])
+    # Flask-Limiter reports its storage falling back and recovering on its own logger, which
+    # has only a NullHandler: send those lines where the app's own log goes.
+    limiter_log = logging.getLogger("flask-limiter")
+    limiter_log.setLevel(logging.INFO)
+    if default_handler not in limiter_log.handlers:
+        limiter_log.addHandler(default_handler)
 
     db.init_app(app)
     migrate.init_app(

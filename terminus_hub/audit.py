@@ -16,6 +16,7 @@ from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import or_
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError
 
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
@@ -80,6 +81,10 @@ def record(
     try:
         with db.session.begin_nested():
             db.session.add(event)
+    except DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise  # the connection, and the action's transaction with it, is gone: fail (503)
+        log.exception("audit event %s could not be written", kind)
     except Exception:
         # The action matters more than its record; say so loudly in the log instead.
         log.exception("audit event %s could not be written", kind)

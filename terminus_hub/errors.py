@@ -6,12 +6,15 @@ import logging
 
 from flask import Flask
 from flask import Response
+from flask import g
 from flask import make_response
 from flask import render_template
 from flask import request
+from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import InterfaceError
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
@@ -20,6 +23,7 @@ from werkzeug.exceptions import ServiceUnavailable
 from terminus_hub.api import errors as api_errors
 from terminus_hub.api.errors import ApiError
 from terminus_hub.extensions import db
+from terminus_hub.extensions import login_manager
 from terminus_hub.htmx import is_htmx
 
 log = logging.getLogger(__name__)
@@ -59,6 +63,7 @@ def init_app(app: Flask) -> None:
 
 def render_error(status: int, message: str | None = None) -> Response:
     """Render the error page, or its fragment for htmx, with the given status."""
+    _settle_viewer()
     template = "errors/_error.html" if is_htmx() else "errors/error.html"
     context = {
         "status": status,
@@ -68,6 +73,19 @@ def render_error(status: int, message: str | None = None) -> Response:
     response = make_response(render_template(template, **context), status)
     response.vary.add("HX-Request")
     return response
+
+
+def _settle_viewer() -> None:
+    """Load the signed-in person now, or show the page as to a visitor if the database can't.
+
+    Every template runs Flask-Login's context processor, which loads the person; with the
+    database failing, that load would raise again inside the error handler (a bare 500).
+    """
+    try:
+        current_user._get_current_object()
+    except SQLAlchemyError:
+        db.session.rollback()
+        g._login_user = login_manager.anonymous_user()
 
 
 def _is_api() -> bool:
@@ -94,6 +112,9 @@ def _csrf_error(exc: CSRFError) -> Response:
 
 def _database_down(exc: Exception) -> Response:
     db.session.rollback()
+    # The page for an outage is the same for everyone: no top bar whose queries would fail
+    # again inside this handler (a bare 500), and no second wait on a slow database.
+    g._login_user = login_manager.anonymous_user()
     log.error("database unavailable: %s", type(exc).__name__)
     return _http_error(ServiceUnavailable())
 

@@ -1,0 +1,92 @@
+"""Redis (rate-limit storage) down: requests go on under per-process limits; sharing returns."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import redis
+
+from tests.faults.conftest import SIGN_IN_LIMIT
+from tests.faults.conftest import WORKERS
+from tests.faults.conftest import next_address
+from tests.faults.conftest import wait_limits_shared
+from tests.faults.conftest import wrong_sign_ins
+
+pytestmark = pytest.mark.faults
+
+FALLBACK = "Rate limit storage unreachable - falling back to in-memory storage"
+
+
+def test_redis_down_falls_back_to_per_process_limits_and_shares_again(cluster, browsers):
+    """Broke: Redis, the shared rate-limit storage: our redis-server was stopped mid-test,
+    then started again on the same port (empty, as Redis keeps nothing on disk here).
+
+    Saw: while it was down, /healthz on both instances answered 503 naming
+    "rate_limit_storage" (database "ok"); the sign-in page, a sign-in, an account page and
+    the API went on as usual, promptly (the five in under 4 s); failed sign-ins from one
+    address were still refused with 429 past the limit, now counted per worker (between the
+    limit and limit x workers got through per instance, never a 5xx). Once Redis was back,
+    health turned 200 and, within seconds and with no restart, both instances again drew on
+    one budget per address, kept in Redis.
+
+    Lost: nothing but the counters of that moment (Redis restarted empty).
+    """
+    person = cluster.person()
+    _, token = cluster.api_key(person.account_slug)
+    bearer = {"Authorization": f"Bearer {token}"}
+    workers = {instance.name: instance.worker_pids() for instance in cluster.instances}
+    cluster.redis.stop()
+
+    for instance in cluster.instances:
+        health = browsers(instance.url).get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["failing"] == ["rate_limit_storage"]
+        assert health.json()["checks"]["database"] == "ok"
+
+        browser = browsers(instance.url)
+        started = time.monotonic()
+        assert browser.get("/sign_in").status_code == 200
+        assert browser.sign_in(person.email).status_code == 303
+        assert browser.get(f"/a/{person.account_slug}/").status_code == 200
+        assert browser.get("/api/v1/account", headers=bearer).status_code == 200
+        assert time.monotonic() - started < 4  # five requests; Redis waits are 0.5 s at most
+
+        statuses = wrong_sign_ins([instance], next_address(), 3 * SIGN_IN_LIMIT)
+        assert not [s for s in statuses if s >= 500]
+        passed = sum(s != 429 for s in statuses)
+        assert SIGN_IN_LIMIT <= passed <= SIGN_IN_LIMIT * WORKERS
+        assert statuses.count(429) == len(statuses) - passed
+
+    cluster.redis.start()
+    cluster.wait_healthy(timeout=5)
+    wait_limits_shared(cluster)
+    store = redis.Redis(host="127.0.0.1", port=cluster.redis.port)
+    try:
+        assert store.keys("*thub*"), "no rate-limit counters in Redis after it came back"
+    finally:
+        store.close()
+    for instance in cluster.instances:
+        assert instance.worker_pids() == workers[instance.name]
+
+
+def test_redis_down_is_logged_once_per_worker(cluster, browsers):
+    """Broke: Redis (stopped, then started again).
+
+    Saw (expected): each instance's log says "Rate limit storage unreachable - falling back to
+    in-memory storage", at most once per worker for one outage. Seen today: nothing at all in
+    gunicorn's output; only /healthz tells.
+
+    Lost: nothing.
+    """
+    logged_before = {instance.name: len(instance.log()) for instance in cluster.instances}
+    cluster.redis.stop()
+    try:
+        for instance in cluster.instances:
+            wrong_sign_ins([instance], next_address(), 6)
+    finally:
+        cluster.redis.start()
+        wait_limits_shared(cluster)
+    for instance in cluster.instances:
+        this_outage = instance.log()[logged_before[instance.name] :]
+        assert 1 <= this_outage.count(FALLBACK) <= WORKERS
