@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
 
-.PHONY: install run test test-sqlite test-postgresql fuzz faults lint format clean
+.PHONY: install run test test-sqlite test-postgresql fuzz faults bench lint format clean
 
 install: $(STAMP)
 
@@ -48,6 +48,11 @@ fuzz: install
 # server and two gunicorn instances (needs TEST_DATABASE_URL; CI sets it).
 faults: install
 	$(BIN)/pytest -m faults tests/faults -p no:cacheprovider
+
+# Benchmarks against Flask-Security-Too and a bare Flask route (about 12 minutes on 2 cores;
+# needs the machine's PostgreSQL and Redis, installs Debian's wrk); writes docs/benchmarks.md.
+bench: install
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -15,8 +15,15 @@ worker_class = "sync"
 timeout = 30  # a worker stuck longer than this is replaced
 graceful_timeout = 20
 keepalive = 5
-max_requests = 2000  # recycle workers now and then
-max_requests_jitter = 200
+# The app is imported once, in the master, and forked into every worker: importing it (pysaml2
+# builds its XML schemas at import) costs seconds of CPU, which each worker would otherwise pay
+# again at every recycle. Connections to PostgreSQL and Redis are opened lazily, in the
+# workers, so none is shared across the fork. New code needs a restart (not a HUP) to load.
+preload_app = True
+# Recycle workers now and then (a hedge against slow leaks), not every second or two: a busy
+# worker serves thousands of API calls a second, and a fresh one starts with cold caches.
+max_requests = 20000
+max_requests_jitter = 2000
 accesslog = "-"
 errorlog = "-"
 # Request lines are logged without query strings; link tokens live in paths and are single-use.

@@ -18,10 +18,20 @@ def init_app(app: Flask) -> None:
     app.before_request(_refuse_nul)
 
 
+_FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+
+
 def _refuse_nul() -> None:
     if "\x00" in request.path:
         abort(400)
-    for values in (request.args, request.form):
+    # Only what was sent is looked at: the query string when there is one, the form when the
+    # body is a form (request.form is empty for any other body; JSON is checked by the API).
+    sources = []
+    if request.query_string:
+        sources.append(request.args)
+    if request.mimetype in _FORM_TYPES:
+        sources.append(request.form)
+    for values in sources:
         for key, value in values.items(multi=True):
             if "\x00" in key or "\x00" in value:
                 abort(400)

@@ -7,9 +7,12 @@ import secrets
 from datetime import timedelta
 
 from flask import Flask
+from flask import Request
 from flask import current_app
 from flask import request
 from flask import session
+from flask.sessions import SecureCookieSession
+from flask.sessions import SecureCookieSessionInterface
 from flask_login import login_user
 from flask_login import logout_user
 from sqlalchemy import delete
@@ -26,8 +29,23 @@ _TOUCH_EVERY = timedelta(minutes=1)
 SESSION_KEY = "sid"
 
 
+class CookieSessions(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, not even opened for API calls that bring a key.
+
+    A request with an Authorization header under /api/ is judged by that header alone
+    (CONTRACT.md §4): its cookies are ignored, so it gets a fresh, empty session instead of
+    the cookie's, and since nothing changes that session no cookie is sent back.
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if "Authorization" in request.headers and request.path.startswith("/api/"):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
 def init_app(app: Flask) -> None:
     """Make Flask-Login load people only through a live session row."""
+    app.session_interface = CookieSessions()
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Sign in to continue."

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import os
 import secrets
+import select
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
+from sqlalchemy.exc import DisconnectionError
 
 DEFAULTS: dict[str, Any] = {
     # Level of the terminus_hub loggers; INFO shows mail in the terminal when MAIL_SERVER is unset.
@@ -103,7 +105,9 @@ def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:
     if not uri.startswith("postgresql"):
         return dict(configured)
     options: dict[str, Any] = {
-        "pool_pre_ping": True,  # a connection the server dropped is replaced, not used
+        # A connection the server dropped is replaced, not used: checked at every checkout by
+        # looking at its socket (no round trip), instead of pool_pre_ping's extra query.
+        "pool_events": [(discard_if_server_spoke, "checkout")],
         "pool_timeout": 5,  # seconds to wait for a free connection
         "pool_recycle": 1800,
         "connect_args": {
@@ -114,6 +118,27 @@ def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:
     }
     options.update(configured)
     return options
+
+
+def discard_if_server_spoke(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: hand out an idle PostgreSQL connection only while its socket is quiet.
+
+    Between two uses nothing may arrive on a pooled connection. When the server goes away (a
+    restart, a crash, an idle timeout, a proxy or load balancer closing the connection) the
+    kernel has its goodbye: the socket reads as ready (end of file, a reset, or the server's
+    termination notice). Such a connection is discarded and the pool opens a new one, as
+    pool_pre_ping would do, but without a query to the server on every checkout.
+    """
+    if getattr(dbapi_connection, "closed", False):
+        raise DisconnectionError("the connection is closed")
+    try:
+        fileno = dbapi_connection.fileno()
+    except Exception:
+        raise DisconnectionError("the connection has no socket") from None
+    poller = select.poll()
+    poller.register(fileno, select.POLLIN | select.POLLPRI | select.POLLERR | select.POLLHUP)
+    if poller.poll(0):
+        raise DisconnectionError("the server spoke on an idle connection: it closed it")
 
 
 def migrations_directory() -> str:

@@ -850,6 +850,30 @@ def test_an_accounts_idp_cannot_open_another_account_of_an_existing_user(app, cl
     assert response.status_code in (303, 403)
     assert client.get(f"/a/{victim.account_slug}/").status_code != 200
     assert victim.account_slug not in client.get("/accounts").get_data(as_text=True)
+    assert victim.account_slug not in client.get("/api/v1/account").get_data(as_text=True)
+
+
+def test_an_sso_session_reaches_no_other_account_through_the_api(app, client, idp):
+    person = factories.make_person(app, email="ada@acme.example")  # owns a password account
+    slug = configure_sso(app, client, idp)
+    with app.app_context():
+        sso_account_id = db.session.scalar(select(Account.id).where(Account.slug == slug))
+        db.session.add(Membership(account_id=sso_account_id, user_id=person.id, role="member"))
+        db.session.commit()
+    response = post_acs(client, slug, idp.respond(start_login(client, idp, slug), person.email))
+    assert response.status_code == 303
+
+    assert client.get("/api/v1/account").get_json()["slug"] == slug
+    # Even if the session were pointed at the person's other account, the API refuses it.
+    with app.app_context():
+        own = db.session.scalar(select(Account).where(Account.slug == person.account_slug))
+        row = db.session.scalar(select(UserSession).where(UserSession.user_id == person.id))
+        assert row.sso_account_id == sso_account_id
+        row.account_id = own.id
+        db.session.commit()
+    refused = client.get("/api/v1/account")
+    assert refused.status_code == 403
+    assert person.account_slug not in refused.get_data(as_text=True)
 
 
 # -- replay under concurrency (PostgreSQL: SQLite serialises writers) -------------------------

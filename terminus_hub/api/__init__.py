@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 from flask import Blueprint
+from flask.blueprints import BlueprintSetupState
 
 from terminus_hub.api import auth
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import limiter
 
-bp = Blueprint("api", __name__, url_prefix="/api/v1")
+bp = Blueprint(auth.API_BLUEPRINT, __name__, url_prefix="/api/v1")
 # Session callers are checked for X-CSRFToken by api.auth itself; key callers carry no cookies.
 csrf.exempt(bp)
 bp.before_request(auth.authenticate)
-limiter.limit(auth.rate_limit, key_func=auth.rate_limit_key)(bp)
+bp.after_request(auth.add_rate_limit_headers)
+# Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
+# auth.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
+# the limiter's storage; Flask-Limiter itself leaves API calls alone.
+limiter.request_filter(auth.counted_here)
+
+
+@bp.record
+def _on_register(state: BlueprintSetupState) -> None:
+    # create_app binds the limiter before registering this blueprint.
+    hooks = state.app.before_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(hooks):
+        if hook == limiter._check_request_limit:
+            # Its filter would only say "not mine" after resolving the view, its exemptions and
+            # meta limits; API calls skip it outright.
+            hooks[i] = auth.outside_the_api(hook)
+    hooks.insert(0, auth.check_rate_limit)
+    auth.one_trip_moving_window(limiter)
+
 
 # The resource modules attach their routes to bp; imported last because they need it.
 from terminus_hub.api import account  # noqa: E402, F401

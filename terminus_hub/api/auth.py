@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from datetime import timedelta
 from functools import wraps
 from typing import Any
 from typing import TypeVar
 
+from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
 from flask import session
+from flask_limiter import Limiter
+from flask_limiter.constants import MAX_BACKEND_CHECKS
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import validate_csrf
+from limits import RateLimitItem
+from limits import parse_many
+from limits.errors import StorageError
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+from limits.util import WindowStats
+from sqlalchemy import Connection
+from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from werkzeug.exceptions import TooManyRequests
 from wtforms import ValidationError
 
 from terminus_hub import keys
@@ -30,12 +47,14 @@ from terminus_hub.api.errors import ApiError
 from terminus_hub.api.errors import invalid_token
 from terminus_hub.api.errors import unauthorized
 from terminus_hub.extensions import db
+from terminus_hub.extensions import limiter
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.session_scope import within_scope
 
 # A busy key writes last_used_at at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -51,12 +70,33 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
-class Caller:
-    """The account an API request acts on, and through what."""
+class AccountRef:
+    """What a key check knows of the key's account: enough for every key caller's view."""
 
-    account: Account
+    id: str
+    slug: str
+    name: str
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """The key a request came with (never its token or hash)."""
+
+    id: str
+    last_used_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The account an API request acts on, and through what.
+
+    Session callers carry ORM rows; key callers carry plain references (AccountRef, KeyRef)
+    read by one Core query, so a key check builds no ORM objects.
+    """
+
+    account: Account | AccountRef
     auth: str  # "api_key" or "session"
-    key: ApiKey | None = None
+    key: ApiKey | KeyRef | None = None
     user: User | None = None
     membership: Membership | None = None
 
@@ -74,6 +114,21 @@ def authenticate() -> None:
     g.api_caller = _from_key(header) if header is not None else _from_session()
 
 
+# One indexed lookup (the unique index on api_keys.token_hash) joining the account. On
+# PostgreSQL it runs as plain SQL on its own pooled connection in autocommit: no ORM objects,
+# no BEGIN/ROLLBACK around it, and psycopg prepares it server-side after a few uses.
+_KEY_SQL = (
+    "SELECT k.id, k.last_used_at, a.id, a.slug, a.name"
+    " FROM api_keys AS k JOIN accounts AS a ON a.id = k.account_id"
+    " WHERE k.token_hash = %(token_hash)s"
+)
+_KEY_SELECT = (
+    select(ApiKey.id, ApiKey.last_used_at, Account.id, Account.slug, Account.name)
+    .join(Account, Account.id == ApiKey.account_id)
+    .where(ApiKey.token_hash == bindparam("token_hash"))
+)
+
+
 def _from_key(header: str) -> Caller:
     # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
     # the single indexed lookup; nothing here costs a password hash.
@@ -83,33 +138,45 @@ def _from_key(header: str) -> Caller:
     token = token.strip()
     if scheme.lower() != "bearer" or not keys.is_well_formed(token):
         raise invalid_token()
-    row = db.session.execute(
-        select(ApiKey, Account)
-        .join(Account, Account.id == ApiKey.account_id)
-        .where(ApiKey.token_hash == keys.token_hash(token))
-    ).one_or_none()
+    token_hash = keys.token_hash(token)
+    engine = db.engine
+    if engine.dialect.name == "postgresql":
+        with engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            row = conn.exec_driver_sql(_KEY_SQL, {"token_hash": token_hash}).one_or_none()
+            if row is not None:
+                _touch(conn, row[0], row[1])
+    else:
+        # SQLite (development, tests): the session's own connection, one transaction.
+        conn = db.session.connection()
+        row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
+        if row is not None and _touch(conn, row[0], row[1]):
+            db.session.commit()
     if row is None:
         raise invalid_token()
-    key, account = row
-    _touch(key)
-    return Caller(account=account, auth="api_key", key=key)
+    key_id, last_used_at, account_id, slug, name = row
+    return Caller(
+        account=AccountRef(id=account_id, slug=slug, name=name),
+        auth="api_key",
+        key=KeyRef(id=key_id, last_used_at=last_used_at),
+    )
 
 
-def _touch(key: ApiKey) -> None:
+def _touch(conn: Connection, key_id: str, last_used_at: datetime | None) -> bool:
+    """Record the key's use, at most once a minute; say whether a write was made."""
     now = utcnow()
-    if key.last_used_at is not None and now - key.last_used_at < LAST_USED_EVERY:
-        return
+    if last_used_at is not None and now - last_used_at < LAST_USED_EVERY:
+        return False
     # Conditional, so parallel requests on many instances write it once a minute at most.
-    db.session.execute(
+    conn.execute(
         update(ApiKey)
         .where(
-            ApiKey.id == key.id,
+            ApiKey.id == key_id,
             or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < now - LAST_USED_EVERY),
         )
         .values(last_used_at=now)
-        .execution_options(synchronize_session=False)
     )
-    db.session.commit()
+    return True
 
 
 def _from_session() -> Caller:
@@ -125,8 +192,11 @@ def _from_session() -> Caller:
     account = db.session.get(Account, row.account_id) if row and row.account_id else None
     if account is None:
         # With only one account there is nothing to choose.
-        accounts = accounts_of(user)
+        accounts = within_scope(accounts_of(user))
         account = accounts[0] if len(accounts) == 1 else None
+    elif row is not None and row.sso_account_id not in (None, account.id):
+        # A session started through an account's identity provider reaches only that account.
+        account = None
     # Checked on every call, so a removed member loses access on the very next request.
     membership = membership_of(user, account) if account else None
     if membership is None:
@@ -163,6 +233,247 @@ def rate_limit_key() -> str:
 def rate_limit() -> str:
     """Return the API's limit from settings."""
     return current_app.config["TERMINUS_API_RATE_LIMIT"]
+
+
+# The API's rate limit, counted by these two hooks instead of Flask-Limiter's generic
+# machinery (which resolves decorators, exemptions and scopes on every request and cost more
+# CPU than the rest of a key check together). They keep its behaviour exactly: the same
+# settings (RATELIMIT_ENABLED, RATELIMIT_KEY_PREFIX, the storage and strategy it built), the same
+# Redis keys (a budget per key or user, per endpoint, as a Flask-Limiter blueprint limit
+# counts), the same headers, 429s and breach log, and the same in-memory fallback with its
+# log line and its back-off before Redis is tried again.
+_LIMITER_LOG = logging.getLogger("flask-limiter")
+_SECURITY_LOG = logging.getLogger("terminus_hub.security")
+FALLBACK = "Rate limit storage unreachable - falling back to in-memory storage"
+API_BLUEPRINT = "api"
+
+
+@functools.lru_cache(maxsize=32)
+def _limit_items(text: str) -> tuple[RateLimitItem, ...]:
+    return tuple(sorted(parse_many(text)))
+
+
+class _Backoff:
+    """When the storage is down, try it again after 1, 2, 4, … 32 s (as Flask-Limiter does)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.last = time.time()
+
+    def due(self) -> bool:
+        if self.count > MAX_BACKEND_CHECKS:
+            self.count = 0
+        if time.time() - self.last > 2**self.count:
+            self.last = time.time()
+            self.count += 1
+            return True
+        return False
+
+
+_backoff = _Backoff()
+
+
+def _storage_failed() -> bool:
+    """Switch to the in-memory fallback; False when there is none (or it is already in use)."""
+    if limiter._in_memory_fallback_enabled and not limiter._storage_dead:
+        _LIMITER_LOG.warning(FALLBACK)
+        limiter._storage_dead = True
+        return True
+    return False
+
+
+def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLimitItem | None]:
+    if limiter._storage_dead and _backoff.due():
+        try:
+            recovered = limiter.storage.check()
+        except Exception:
+            recovered = False
+        if recovered:
+            _LIMITER_LOG.info("Rate limit storage recovered")
+            limiter._storage_dead = False
+            _backoff.count = 0
+    strategy = limiter.limiter  # the in-memory fallback while the storage is down
+    for item in items:
+        if not strategy.hit(item, *args):
+            return strategy, item
+    return strategy, None
+
+
+def check_rate_limit() -> None:
+    """Count an API call before anything else looks at it; refuse it past the limit (429)."""
+    if request.blueprint != API_BLUEPRINT or not (limiter.enabled and limiter.initialized):
+        return
+    items = _limit_items(rate_limit())
+    args = [rate_limit_key(), request.endpoint or ""]
+    if limiter._key_prefix:
+        args.insert(0, limiter._key_prefix)
+    try:
+        strategy, breached = _hit(items, args)
+    except Exception:
+        if _storage_failed():
+            strategy, breached = _hit(items, args)
+        elif limiter._swallow_errors:
+            _LIMITER_LOG.exception("Failed to rate limit. Swallowing error")
+            return
+        else:
+            raise
+    g.api_rate_limit = (strategy, breached or items[0], args)
+    if breached is not None:
+        _LIMITER_LOG.info(
+            "ratelimit %s (%s) exceeded at endpoint: %s", breached, args[-2], args[-1]
+        )
+        _SECURITY_LOG.warning(
+            "excess_rate_limit_exceeded limit=%r endpoint=%s address=%s",
+            str(breached),
+            request.endpoint,
+            request.remote_addr,
+        )
+        raise TooManyRequests()
+
+
+def add_rate_limit_headers(response: Response) -> Response:
+    """X-RateLimit-Limit, -Remaining and -Reset on every counted call; Retry-After too."""
+    state = g.pop("api_rate_limit", None)
+    if state is None or not limiter._headers_enabled:
+        return response
+    strategy, item, args = state
+    try:
+        reset, remaining = strategy.get_window_stats(item, *args)
+    except Exception:
+        if _storage_failed():
+            reset, remaining = limiter.limiter.get_window_stats(item, *args)
+        elif limiter._swallow_errors:
+            _LIMITER_LOG.exception("Failed to update rate limit headers. Swallowing error")
+            return response
+        else:
+            raise
+    reset_at = int(reset + 1)
+    headers = response.headers
+    headers.add("X-RateLimit-Limit", str(item.amount))
+    headers.add("X-RateLimit-Remaining", str(remaining))
+    headers.add("X-RateLimit-Reset", str(reset_at))
+    # Sent with every answer, as Flask-Limiter does; the security headers keep it on refusals.
+    headers["Retry-After"] = str(int(reset_at - time.time()))
+    return response
+
+
+def counted_here() -> bool:
+    """Flask-Limiter's request filter: API calls are counted by check_rate_limit instead."""
+    return request.blueprint == API_BLUEPRINT
+
+
+def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
+    """Wrap a before-request hook so that it runs for every request but API calls."""
+
+    @wraps(hook)
+    def wrapper() -> Any:
+        if request.blueprint != API_BLUEPRINT:
+            return hook()
+        return None
+
+    return wrapper
+
+
+# The moving window in one Redis round trip. limits' own strategy spends two per request:
+# one script to take an entry, a second to read the window back for the X-RateLimit-*
+# headers. This script does both atomically (the same two steps as limits'
+# acquire_moving_window.lua and moving_window.lua, on the same list), and the strategy keeps
+# the window it read for the headers of the same request.
+_ACQUIRE_AND_READ = """
+local timestamp = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local amount = tonumber(ARGV[4])
+local acquired = 0
+if amount <= limit then
+    local entry = redis.call('lindex', KEYS[1], limit - amount)
+    if not (entry and tonumber(entry) >= timestamp - expiry) then
+        local entries = {}
+        for i = 1, amount do
+            entries[i] = timestamp
+        end
+        for i = 1, #entries, 5000 do
+            redis.call('lpush', KEYS[1], unpack(entries, i, math.min(i + 4999, #entries)))
+        end
+        redis.call('ltrim', KEYS[1], 0, limit - 1)
+        redis.call('expire', KEYS[1], expiry)
+        acquired = 1
+    end
+end
+local low = 0
+local high = math.min(limit, redis.call('llen', KEYS[1])) - 1
+local found = nil
+while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local value = tonumber(redis.call('lindex', KEYS[1], mid))
+    if value and value >= timestamp - expiry then
+        found = mid
+        low = mid + 1
+    else
+        high = mid - 1
+    end
+end
+if found then
+    return {acquired, redis.call('lindex', KEYS[1], found), found + 1}
+end
+return {acquired, false, 0}
+"""
+# Windows read by hit() live until their request's headers ask for them, and no longer.
+_WINDOW_TTL = 5.0
+
+
+class OneTripMovingWindow(MovingWindowRateLimiter):
+    """limits' moving window on Redis, hit and window read in one script call."""
+
+    def __init__(self, storage: RedisStorage) -> None:
+        super().__init__(storage)
+        self._redis = storage
+        self._script = storage.get_connection().register_script(_ACQUIRE_AND_READ)
+        self._windows = threading.local()
+
+    def _read(self) -> dict[str, tuple[float, float, int]]:
+        windows = getattr(self._windows, "by_key", None)
+        if windows is None:
+            windows = self._windows.by_key = {}
+        return windows
+
+    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        key = item.key_for(*identifiers)
+        now = time.time()
+        storage = self._redis
+        try:
+            acquired, oldest, count = self._script(
+                [storage.prefixed_key(key)], [now, item.amount, item.get_expiry(), cost]
+            )
+        except storage.base_exceptions as exc:
+            if storage.wrap_exceptions:
+                raise StorageError(exc) from exc
+            raise
+        windows = self._read()
+        if len(windows) > 16:
+            windows.clear()
+        windows[key] = (now, float(oldest) if oldest else now, int(count))
+        return bool(acquired)
+
+    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
+        key = item.key_for(*identifiers)
+        window = self._read().pop(key, None)
+        if window is None or time.time() - window[0] > _WINDOW_TTL:
+            return super().get_window_stats(item, *identifiers)
+        _, start, count = window
+        return WindowStats(start + item.get_expiry(), item.amount - count)
+
+
+def one_trip_moving_window(limiter: Limiter) -> None:
+    """Use OneTripMovingWindow when the app counts a moving window in plain Redis.
+
+    Called once the limiter is bound to an app; any other strategy or storage is left as
+    Flask-Limiter made it, and its in-memory fallback is untouched.
+    """
+    storage = getattr(limiter, "_storage", None)
+    strategy = getattr(limiter, "_limiter", None)
+    if type(storage) is RedisStorage and type(strategy) is MovingWindowRateLimiter:
+        limiter._limiter = OneTripMovingWindow(storage)
 
 
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
