@@ -76,7 +76,12 @@ def sign_in_email() -> Response:
         return htmx.render("auth/sign_in.html", "auth/_email_step.html", form=form, status=422)
     sso_url = routing.sso_login_url(form.email.canonical, safe_next(form.next.data))
     if sso_url:
-        return htmx.redirect_to(sso_url)
+        if htmx.is_htmx():
+            return htmx.redirect_to(sso_url)
+        # Browsers check the form's CSP (form-action 'self') on every redirect of its
+        # submission, so a 303 chain ending at the identity provider would be blocked: this
+        # page moves on by itself, as a new navigation.
+        return make_response(render_template("auth/sso_continue.html", sso_url=sso_url))
     password_form = PasswordSignInForm(formdata=None, email=form.email.data, next=form.next.data)
     return _password_step(password_form)
 
