@@ -676,12 +676,6 @@ def test_api_responses_carry_rate_limit_headers(app: Flask, client: FlaskClient,
         assert_rate_limit_headers(response, 600)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="app bug: Flask-Limiter exempts requests with no endpoint, so routing 404/405 "
-    "under /api/ carry no X-RateLimit-* headers (and are not counted)",
-)
 @pytest.mark.usefixtures("_fresh_limiter")
 @pytest.mark.app_config(RATELIMIT_ENABLED=True)
 def test_routing_errors_under_the_api_carry_rate_limit_headers(client: FlaskClient, key):
@@ -691,6 +685,18 @@ def test_routing_errors_under_the_api_carry_rate_limit_headers(client: FlaskClie
         client.delete("/api/v1/account", headers=bearer(token)),
     ):
         assert_rate_limit_headers(response, 600)
+    # Pages outside the API are not counted against API budgets.
+    assert "X-RateLimit-Limit" not in client.get("/nope").headers
+
+
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, TERMINUS_API_RATE_LIMIT="2 per minute")
+def test_probing_unrouted_api_paths_is_rate_limited(client: FlaskClient, key) -> None:
+    _, token = key
+    for _ in range(2):
+        assert client.get("/api/v1/nope", headers=bearer(token)).status_code == 404
+    response = client.get("/api/v1/nope", headers=bearer(token))
+    assert_error(response, 429, "rate_limited")
 
 
 @pytest.mark.usefixtures("_fresh_limiter")

@@ -9,11 +9,10 @@ from terminus_hub.api import auth
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import limiter
 
-bp = Blueprint(auth.API_BLUEPRINT, __name__, url_prefix="/api/v1")
+bp = Blueprint(auth.API_BLUEPRINT, __name__, url_prefix=auth.API_PREFIX)
 # Session callers are checked for X-CSRFToken by api.auth itself; key callers carry no cookies.
 csrf.exempt(bp)
 bp.before_request(auth.authenticate)
-bp.after_request(auth.add_rate_limit_headers)
 # Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
 # auth.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
 # the limiter's storage; Flask-Limiter itself leaves API calls alone.
@@ -30,6 +29,8 @@ def _on_register(state: BlueprintSetupState) -> None:
             # meta limits; API calls skip it outright.
             hooks[i] = auth.outside_the_api(hook)
     hooks.insert(0, auth.check_rate_limit)
+    # App-wide, so that unrouted paths under the API (404, 405) get their headers too.
+    state.app.after_request(auth.add_rate_limit_headers)
     auth.one_trip_moving_window(limiter)
 
 

@@ -246,6 +246,16 @@ _LIMITER_LOG = logging.getLogger("flask-limiter")
 _SECURITY_LOG = logging.getLogger("terminus_hub.security")
 FALLBACK = "Rate limit storage unreachable - falling back to in-memory storage"
 API_BLUEPRINT = "api"
+API_PREFIX = "/api/v1"
+
+
+def in_the_api() -> bool:
+    """Is this an API call: a route of the API blueprint, or an unrouted path under it?"""
+    if request.blueprint is not None:
+        return request.blueprint == API_BLUEPRINT
+    # Routing failed (404, 405): no endpoint, no blueprint; the path says whose it is.
+    path = request.path
+    return request.url_rule is None and (path == API_PREFIX or path.startswith(API_PREFIX + "/"))
 
 
 @functools.lru_cache(maxsize=32)
@@ -301,7 +311,7 @@ def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLi
 
 def check_rate_limit() -> None:
     """Count an API call before anything else looks at it; refuse it past the limit (429)."""
-    if request.blueprint != API_BLUEPRINT or not (limiter.enabled and limiter.initialized):
+    if not (in_the_api() and limiter.enabled and limiter.initialized):
         return
     items = _limit_items(rate_limit())
     args = [rate_limit_key(), request.endpoint or ""]
@@ -359,7 +369,7 @@ def add_rate_limit_headers(response: Response) -> Response:
 
 def counted_here() -> bool:
     """Flask-Limiter's request filter: API calls are counted by check_rate_limit instead."""
-    return request.blueprint == API_BLUEPRINT
+    return in_the_api()
 
 
 def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -367,7 +377,7 @@ def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
 
     @wraps(hook)
     def wrapper() -> Any:
-        if request.blueprint != API_BLUEPRINT:
+        if not in_the_api():
             return hook()
         return None
 
