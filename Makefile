@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell sha1sum requirements.txt | cut -c1-12)
 DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
 
-.PHONY: install run test test-sqlite test-postgresql fuzz faults bench lint format clean
+.PHONY: install run test test-sqlite test-postgresql browser fuzz faults bench lint format clean
 
 install: $(STAMP)
 
@@ -29,16 +29,24 @@ format: install
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-# The whole suite on SQLite; then again on PostgreSQL and Redis when TEST_DATABASE_URL is set.
+# The whole suite on SQLite; then again on PostgreSQL and Redis when TEST_DATABASE_URL is set;
+# then the browser suite.
 test: lint test-sqlite
 	@if [ -n "$$TEST_DATABASE_URL" ]; then $(MAKE) --no-print-directory test-postgresql; \
 	else echo "TEST_DATABASE_URL unset: PostgreSQL run skipped (CI sets it)"; fi
+	$(MAKE) --no-print-directory browser
 
 test-sqlite: install
 	env -u TEST_DATABASE_URL -u TEST_REDIS_URL $(BIN)/pytest $(PYTEST_ARGS)
 
 test-postgresql: install
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# Real flows in Debian's chromium (Playwright): the app under gunicorn, a real SMTP sink and a
+# SAML IdP; on PostgreSQL and Redis when TEST_DATABASE_URL is set, else on SQLite.
+browser: install
+	@bash scripts/system-packages.sh --browser
+	$(BIN)/pytest -m browser tests/browser -p no:cacheprovider
 
 # Schema-driven fuzzing of the API (schemathesis against openapi.json); CI runs it too.
 fuzz: install

@@ -1,0 +1,326 @@
+"""What the browser suite runs against: the app under gunicorn, its mailbox, its command line.
+
+``running_hub(workdir)`` starts it all on 127.0.0.1 and stops it all afterwards:
+
+- a real SMTP sink (``tests.smtp_sink.SmtpSink``) that the app mails to;
+- the database, made by ``flask db upgrade``: a fresh PostgreSQL database when
+  TEST_DATABASE_URL is set (dropped at the end), else a SQLite file;
+- ``gunicorn -c gunicorn.conf.py wsgi:app`` with two sync workers on a free port, every setting
+  given as a ``FLASK_*`` variable (TEST_REDIS_URL, when set, holds the rate-limit counters).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from dataclasses import field
+from email.message import EmailMessage
+from pathlib import Path
+
+import requests
+from flask import Flask
+from playwright.sync_api import Page
+from sqlalchemy import create_engine
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+
+from terminus_hub import create_app
+from terminus_hub.extensions import db
+from tests.smtp_sink import SmtpSink
+
+HOST = "127.0.0.1"
+REPO = Path(__file__).resolve().parents[2]
+BIN = Path(sys.executable).parent
+WORKERS = 2
+LOCKOUT_MAX_ATTEMPTS = 3  # low, so the lockout flow is quick
+PASSWORD = "violet tractor humming lagoons"  # meets the app's password rule
+MAIL_WAIT = 15.0  # seconds
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_PR_SET_PDEATHSIG = 1
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+# -- the mailbox --------------------------------------------------------------------------------
+
+
+class Mailbox:
+    """The mail the SMTP sink accepted, read as a person reads their inbox."""
+
+    def __init__(self, sink: SmtpSink) -> None:
+        self.sink = sink
+
+    def _to(self, to: str) -> list[EmailMessage]:
+        return [r.message for r in self.sink.received if to in r.rcpt_tos]
+
+    def count(self, to: str) -> int:
+        return len(self._to(to))
+
+    def wait(self, to: str, after: int = 0, timeout: float = MAIL_WAIT) -> EmailMessage:
+        """Wait until mail number ``after + 1`` to this address has arrived; return it."""
+        deadline = time.monotonic() + timeout
+        while True:
+            messages = self._to(to)
+            if len(messages) > after:
+                return messages[after]
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no mail #{after + 1} to {to} within {timeout} s")
+            time.sleep(0.05)
+
+    def link(self, to: str, after: int = 0) -> str:
+        """The first link in that mail's text (the one the mail asks the person to open)."""
+        message = self.wait(to, after)
+        body = message.get_body(preferencelist=("plain",))
+        assert body is not None, f"mail to {to} has no text part"
+        urls = re.findall(r"https?://\S+", body.get_content())
+        assert urls, f"no link in the mail to {to}: {body.get_content()!r}"
+        return urls[0]
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Person:
+    email: str
+    password: str
+    slugs: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hub:
+    """The running app: its URL, its mail, its log, and its command line."""
+
+    url: str
+    log_path: Path
+    mail: Mailbox
+    cli_app: Flask  # the app in this process, on the same database: runs its `flask` commands
+    _numbers: Iterator[int] = field(default_factory=lambda: iter(range(1, 1_000_000)))
+
+    def log(self) -> str:
+        """What gunicorn and the app wrote (access log, errors, the app's own log)."""
+        return self.log_path.read_text(errors="replace")
+
+    def cli(self, *args: str) -> str:
+        """Run one of the app's own `flask --app terminus_hub …` commands; return its output."""
+        result = self.cli_app.test_cli_runner().invoke(args=list(args))
+        assert result.exit_code == 0, f"flask {' '.join(args)} failed: {result.output}"
+        return result.output
+
+    def unique_email(self, stem: str, domain: str = "example.com") -> str:
+        return f"{stem}-{next(self._numbers)}-{secrets.token_hex(3)}@{domain}"
+
+    def person(self, stem: str, accounts: tuple[str, ...] = ("Acme",)) -> Person:
+        """A confirmed user who owns these accounts (each with its workspace Main), by CLI."""
+        person = Person(self.unique_email(stem), PASSWORD)
+        self.cli(
+            "users", "create", person.email, "--password", PASSWORD, "--name", "Pat Tester",
+            "--confirmed",
+        )  # fmt: skip
+        for name in accounts:
+            output = self.cli("accounts", "create", name, "--owner", person.email)
+            match = re.search(r"Created account (\S+) ", output)
+            assert match, output
+            person.slugs.append(match.group(1))
+        return person
+
+    def api(self, path: str, token: str) -> requests.Response:
+        """GET an API path with a bearer token, as a script would."""
+        headers = {"Authorization": f"Bearer {token}"}
+        return requests.get(self.url + path, headers=headers, timeout=10)
+
+
+def _die_with_parent() -> None:
+    # In the child, before exec: SIGTERM it when the test process dies, however it dies.
+    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def _end(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
+    """Stop a process started here, with its children (it leads its own process group)."""
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        except ProcessLookupError:
+            proc.wait()
+
+
+@contextmanager
+def _database(workdir: Path) -> Iterator[str]:
+    """A fresh PostgreSQL database when TEST_DATABASE_URL is set (dropped after), else SQLite."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{workdir / 'hub.sqlite'}"
+        return
+    name = f"thub_browser_{secrets.token_hex(4)}"
+    admin = create_engine(base, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _app_env(url: str, database_url: str, sink: SmtpSink, workdir: Path) -> dict[str, str]:
+    """The app's settings, as FLASK_* variables (values parsed as JSON)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "GUNICORN"))}
+    env.update(
+        {
+            "DATABASE_URL": database_url,
+            "PYTHONUNBUFFERED": "1",
+            "FLASK_SECRET_KEY": f'"browser-{secrets.token_hex(24)}"',
+            "FLASK_SESSION_COOKIE_SECURE": "false",  # plain http on the loopback
+            "FLASK_TERMINUS_BASE_URL": f'"{url}"',
+            "FLASK_TERMINUS_BCRYPT_ROUNDS": "4",
+            "FLASK_TERMINUS_LOCKOUT_MAX_ATTEMPTS": str(LOCKOUT_MAX_ATTEMPTS),
+            "FLASK_MAIL_SERVER": f'"{sink.host}"',
+            "FLASK_MAIL_PORT": str(sink.port),
+            "FLASK_MAIL_SUPPRESS_SEND": "false",
+            # Not in the checkout's instance/: this run's own SP key.
+            "FLASK_TERMINUS_SAML_SP_KEY_FILE": f'"{workdir / "sp.key"}"',
+            "FLASK_TERMINUS_SAML_SP_CERT_FILE": f'"{workdir / "sp.crt"}"',
+            # Every page comes from one address: limits far above what the flows use.
+            "FLASK_TERMINUS_SIGN_IN_RATE_LIMIT": '"1000 per minute"',
+            "FLASK_TERMINUS_SIGN_UP_RATE_LIMIT": '"1000 per hour"',
+            "FLASK_TERMINUS_RECOVERY_RATE_LIMIT": '"1000 per hour"',
+            "FLASK_TERMINUS_LINK_RATE_LIMIT": '"1000 per minute"',
+            "FLASK_TERMINUS_SSO_RATE_LIMIT": '"1000 per minute"',
+            "FLASK_TERMINUS_API_RATE_LIMIT": '"10000 per minute"',
+            "FLASK_TERMINUS_MAILS_PER_ADDRESS_PER_HOUR": "50",
+        }
+    )
+    if os.environ.get("TEST_REDIS_URL"):
+        env["FLASK_RATELIMIT_STORAGE_URI"] = f'"{os.environ["TEST_REDIS_URL"]}"'
+        env["FLASK_RATELIMIT_KEY_PREFIX"] = f'"thub-browser-{secrets.token_hex(4)}"'
+    return env
+
+
+def _flask(env: dict[str, str], *args: str) -> None:
+    done = subprocess.run(
+        [str(BIN / "flask"), "--app", "terminus_hub", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
+
+
+def _gunicorn(env: dict[str, str], port: int, workdir: Path) -> subprocess.Popen[bytes]:
+    args = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
+    args += ["--control-socket", str(workdir / "gunicorn.ctl")]  # not the shared ~/.gunicorn
+    env = {**env, "BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": str(WORKERS)}
+    with open(workdir / "gunicorn.log", "ab") as log:
+        return subprocess.Popen(
+            args,
+            cwd=REPO,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group: the workers go with it
+            preexec_fn=_die_with_parent,
+        )
+
+
+def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
+    """Poll /healthz until the app answers 200."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"gunicorn exited:\n{log.read_text(errors='replace')}")
+        try:
+            if requests.get(url + "/healthz", timeout=2).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"gunicorn not ready after {timeout} s:\n{log.read_text(errors='replace')}")
+
+
+@contextmanager
+def running_hub(workdir: Path) -> Iterator[Hub]:
+    """Start the sink, the database and gunicorn; stop and remove them all afterwards."""
+    sink = SmtpSink()
+    sink.start()
+    proc: subprocess.Popen[bytes] | None = None
+    cli_app: Flask | None = None
+    try:
+        with _database(workdir) as database_url:
+            try:
+                url = f"http://{HOST}:{free_port()}"
+                env = _app_env(url, database_url, sink, workdir)
+                _flask(env, "db", "upgrade")
+                proc = _gunicorn(env, int(url.rsplit(":", 1)[1]), workdir)
+                _wait_ready(proc, url, workdir / "gunicorn.log")
+                cli_app = create_app(
+                    {
+                        "SQLALCHEMY_DATABASE_URI": database_url,
+                        "SECRET_KEY": "browser-cli-" + secrets.token_hex(24),
+                        "TERMINUS_BCRYPT_ROUNDS": 4,
+                        "TERMINUS_BASE_URL": url,
+                        "RATELIMIT_ENABLED": False,
+                        "SESSION_COOKIE_SECURE": False,
+                        "TERMINUS_SAML_SP_KEY_FILE": str(workdir / "sp.key"),
+                        "TERMINUS_SAML_SP_CERT_FILE": str(workdir / "sp.crt"),
+                    },
+                    instance_path=str(workdir / "instance"),
+                )
+                yield Hub(url, workdir / "gunicorn.log", Mailbox(sink), cli_app)
+            finally:
+                if proc is not None:
+                    _end(proc)
+                if cli_app is not None:
+                    with cli_app.app_context():
+                        db.session.remove()
+                        db.engine.dispose()
+    finally:
+        sink.stop()
+
+
+# -- screenshots --------------------------------------------------------------------------------
+
+NewPage = Callable[..., Page]
+
+
+def file_stem(name: str) -> str:
+    """A test's name as a file name: ``test_x[no-js]`` becomes ``test_x-no-js``."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", name).strip("-")
+
+
+class Shots:
+    """Save a flow's key screens as ``<folder>/NN-step.png``."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.count = 0
+
+    def __call__(self, page: Page, step: str) -> Path:
+        self.count += 1
+        path = self.folder / f"{self.count:02d}-{step}.png"
+        page.screenshot(path=str(path))
+        return path
