@@ -159,10 +159,20 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             ))  # fmt: skip
     rss = [v for k, v in data["max_worker_rss_mib"].items() if k.startswith("th_") and v]
     if rss:
+        pss = [v for k, v in data.get("max_worker_pss_mib", {}).items() if k.startswith("th_")]
+        private = [
+            v for k, v in data.get("max_worker_private_mib", {}).items() if k.startswith("th_")
+        ]
+        shared = (
+            f"; of it, PSS {max(pss):.0f} MiB and private (unshared) {max(private):.0f} MiB: "
+            "the rest is the master's memory, shared copy-on-write (preload_app)"
+            if pss and private
+            else ""
+        )
         out.append((
             f"Terminus Hub worker RSS ≤ {RSS_LIMIT_MIB} MiB",
             max(rss) <= RSS_LIMIT_MIB,
-            f"largest seen {max(rss):.0f} MiB (read from /proc after every run)",
+            f"largest seen {max(rss):.0f} MiB (read from /proc after every run){shared}",
         ))  # fmt: skip
     return out
 

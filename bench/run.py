@@ -170,6 +170,10 @@ class Server:
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     max_rss_mib: float = 0.0
+    # Proportional set size and private (unshared) memory of the same worker: with preload_app
+    # most of a worker's resident pages are the master's, shared copy-on-write.
+    max_pss_mib: float = 0.0
+    max_private_mib: float = 0.0
 
     @property
     def argv(self) -> list[str]:
@@ -260,6 +264,14 @@ class Server:
                 for line in Path(f"/proc/{pid}/status").read_text().splitlines():
                     if line.startswith("VmRSS:"):
                         largest = max(largest, int(line.split()[1]) / 1024)
+            with contextlib.suppress(OSError):
+                kib = {}
+                for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines()[1:]:
+                    name, value = line.split(":", 1)
+                    kib[name] = int(value.split()[0])
+                self.max_pss_mib = max(self.max_pss_mib, kib.get("Pss", 0) / 1024)
+                private = kib.get("Private_Clean", 0) + kib.get("Private_Dirty", 0)
+                self.max_private_mib = max(self.max_private_mib, private / 1024)
         self.max_rss_mib = max(self.max_rss_mib, largest)
         return largest
 
@@ -734,6 +746,8 @@ def main() -> None:
         "gunicorn.conf.py) side by side on the 1 k database",
     )
     args = parser.parse_args()
+    # Stopped with SIGTERM (a CI timeout, kill), still stop the servers and drop the databases.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     began = time.monotonic()
     OUT.mkdir(exist_ok=True)
     (OUT / "instance").mkdir(exist_ok=True)
@@ -884,6 +898,8 @@ def main() -> None:
             "timings": timings,
             "servers": {name: s.command() for name, s in servers.items()},
             "max_worker_rss_mib": {name: s.max_rss_mib for name, s in servers.items()},
+            "max_worker_pss_mib": {name: s.max_pss_mib for name, s in servers.items()},
+            "max_worker_private_mib": {name: s.max_private_mib for name, s in servers.items()},
             "targets": {t.name: asdict(t) | {"command": t.documented_command()} for t in targets},
             "seeded": {"users_small": args.small, "users_large": args.large},
             "bench_rate_limit": BENCH_RATE_LIMIT,
