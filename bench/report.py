@@ -125,7 +125,7 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             out.append((
                 f"password sign-ins/s ≥ {BCRYPT_RATIO:.0%} of raw bcrypt checks/s ({scale} users)",
                 ratio >= BCRYPT_RATIO,
-                f"{rps(name):.2f} vs {bcrypt_rps:.2f}/s: {ratio:.0%}",
+                f"{rps(name):.2f} vs {bcrypt_rps:.2f}/s: {ratio:.1%}",
             ))  # fmt: skip
     timing = data.get("timing")
     if timing:
