@@ -8,6 +8,7 @@ from datetime import timedelta
 
 from flask import Flask
 from flask import Request
+from flask import Response
 from flask import current_app
 from flask import request
 from flask import session
@@ -37,10 +38,20 @@ class CookieSessions(SecureCookieSessionInterface):
     the cookie's, and since nothing changes that session no cookie is sent back.
     """
 
+    @staticmethod
+    def _key_call(request: Request) -> bool:
+        return "Authorization" in request.headers and request.path.startswith("/api/")
+
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
-        if "Authorization" in request.headers and request.path.startswith("/api/"):
+        if self._key_call(request):
             return self.session_class()
         return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
+        # Never answer a key call with a cookie: it would replace the browser's real session.
+        if self._key_call(request):
+            return
+        super().save_session(app, session, response)
 
 
 def init_app(app: Flask) -> None:

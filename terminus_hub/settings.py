@@ -112,6 +112,13 @@ def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:
         "pool_recycle": 1800,
         "connect_args": {
             "connect_timeout": 3,
+            # TCP keepalives on idle pooled connections: they keep load balancers and NAT from
+            # dropping the flow silently, and a peer that is gone makes the socket report an
+            # error, which the checkout check below sees (it replaces pool_pre_ping).
+            "keepalives": 1,
+            "keepalives_idle": 60,
+            "keepalives_interval": 10,
+            "keepalives_count": 3,
             # No query may hold a worker longer than this (milliseconds).
             "options": "-c statement_timeout=5000 -c lock_timeout=3000",
         },

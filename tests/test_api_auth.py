@@ -700,6 +700,46 @@ def test_probing_unrouted_api_paths_is_rate_limited(client: FlaskClient, key) ->
 
 
 @pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, TERMINUS_API_RATE_LIMIT="2 per minute")
+def test_spelling_the_header_differently_does_not_buy_a_new_budget(client: FlaskClient, key):
+    _, token = key
+    assert client.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    spelled = {"Authorization": f"bearer    {token}"}
+    assert client.get("/api/v1/account", headers=spelled).status_code == 200
+    response = client.get("/api/v1/account", headers={"Authorization": f"BEARER {token}"})
+    assert_error(response, 429, "rate_limited")
+
+
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, TERMINUS_API_RATE_LIMIT="3 per minute")
+def test_unknown_keys_are_counted_per_address(client: FlaskClient, key) -> None:
+    _, token = key
+    for _ in range(3):  # a fresh, well-formed key each time: each costs a database lookup
+        response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+        assert_error(response, 401, "invalid_token")
+        assert "Retry-After" not in response.headers
+    response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+    assert_error(response, 429, "rate_limited")
+    assert int(response.headers["Retry-After"]) > 0
+    # The address's guessing budget is not the real key's: it still works.
+    assert client.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    # Another address starts afresh.
+    other = {"REMOTE_ADDR": "192.0.2.7"}
+    response = client.get("/api/v1/account", headers=bearer(keys.generate()), environ_base=other)
+    assert_error(response, 401, "invalid_token")
+
+
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, TERMINUS_API_RATE_LIMIT="2 per minute")
+def test_headers_without_a_key_count_against_the_address(client: FlaskClient) -> None:
+    for header in ("Bearer not-a-key", "Basic dXNlcjpwdw=="):
+        assert_error(client.get("/api/v1/account", headers={"Authorization": header}), 401,
+                     "invalid_token")  # fmt: skip
+    response = client.get("/api/v1/account", headers={"Authorization": "Token whatever"})
+    assert_error(response, 429, "rate_limited")
+
+
+@pytest.mark.usefixtures("_fresh_limiter")
 @pytest.mark.app_config(RATELIMIT_ENABLED=True, TERMINUS_API_RATE_LIMIT="3 per minute")
 def test_the_call_over_the_limit_is_rate_limited(client: FlaskClient, key) -> None:
     _, token = key

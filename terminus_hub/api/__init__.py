@@ -23,11 +23,13 @@ limiter.request_filter(auth.counted_here)
 def _on_register(state: BlueprintSetupState) -> None:
     # create_app binds the limiter before registering this blueprint.
     hooks = state.app.before_request_funcs.setdefault(None, [])
-    for i, hook in enumerate(hooks):
-        if hook == limiter._check_request_limit:
-            # Its filter would only say "not mine" after resolving the view, its exemptions and
-            # meta limits; API calls skip it outright.
-            hooks[i] = auth.outside_the_api(hook)
+    found = [i for i, hook in enumerate(hooks) if hook == limiter._check_request_limit]
+    if limiter.enabled and (not found or limiter._storage is None):
+        raise RuntimeError("bind the limiter to the app before registering the API blueprint")
+    for i in found:
+        # Its filter would only say "not mine" after resolving the view, its exemptions and
+        # meta limits; API calls skip it outright.
+        hooks[i] = auth.outside_the_api(hooks[i])
     hooks.insert(0, auth.check_rate_limit)
     # App-wide, so that unrouted paths under the API (404, 405) get their headers too.
     state.app.after_request(auth.add_rate_limit_headers)

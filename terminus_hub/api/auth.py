@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import threading
 import time
@@ -122,6 +121,7 @@ _KEY_SQL = (
     " FROM api_keys AS k JOIN accounts AS a ON a.id = k.account_id"
     " WHERE k.token_hash = %(token_hash)s"
 )
+_PYFORMAT_DRIVERS = frozenset({"psycopg", "psycopg2"})  # _KEY_SQL's placeholder style
 _KEY_SELECT = (
     select(ApiKey.id, ApiKey.last_used_at, Account.id, Account.slug, Account.name)
     .join(Account, Account.id == ApiKey.account_id)
@@ -129,30 +129,40 @@ _KEY_SELECT = (
 )
 
 
-def _from_key(header: str) -> Caller:
-    # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
-    # the single indexed lookup; nothing here costs a password hash.
+def bearer_token(header: str) -> str | None:
+    """Return the well-formed key in an Authorization header, or None (no database needed)."""
     if len(header) > _MAX_HEADER or not header.isascii():
-        raise invalid_token()
+        return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
     if scheme.lower() != "bearer" or not keys.is_well_formed(token):
+        return None
+    return token
+
+
+def _from_key(header: str) -> Caller:
+    # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
+    # the single indexed lookup; nothing here costs a password hash.
+    token = bearer_token(header)
+    if token is None:
         raise invalid_token()
     token_hash = keys.token_hash(token)
     engine = db.engine
-    if engine.dialect.name == "postgresql":
+    if engine.dialect.driver in _PYFORMAT_DRIVERS:
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             row = conn.exec_driver_sql(_KEY_SQL, {"token_hash": token_hash}).one_or_none()
             if row is not None:
                 _touch(conn, row[0], row[1])
     else:
-        # SQLite (development, tests): the session's own connection, one transaction.
+        # SQLite (development, tests) and other drivers: the session's connection.
         conn = db.session.connection()
         row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
         if row is not None and _touch(conn, row[0], row[1]):
             db.session.commit()
     if row is None:
+        # Well-formed but unknown: each costs a lookup, so they are also counted per address.
+        _count_unknown_key()
         raise invalid_token()
     key_id, last_used_at, account_id, slug, name = row
     return Caller(
@@ -220,10 +230,17 @@ def admin_only(view: F) -> F:
 
 
 def rate_limit_key() -> str:
-    """Count API calls per key, per signed-in user, or per address for anonymous calls."""
+    """Count API calls per key, per signed-in user, or per address for anyone else.
+
+    A key is counted by its hash, not by the header's text: "bearer  KEY" and "Bearer KEY" are
+    one key with one budget. Headers that hold no well-formed key count against the address.
+    """
     header = request.headers.get("Authorization")
     if header is not None:
-        return "key:" + hashlib.sha256(header.encode("utf-8", "replace")).hexdigest()[:32]
+        token = bearer_token(header)
+        if token is None:
+            return "addr:" + (request.remote_addr or "")
+        return "key:" + keys.token_hash(token)[:32]
     user_id = session.get("_user_id")
     if isinstance(user_id, str):
         return "user:" + user_id
@@ -309,12 +326,14 @@ def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLi
     return strategy, None
 
 
-def check_rate_limit() -> None:
-    """Count an API call before anything else looks at it; refuse it past the limit (429)."""
-    if not (in_the_api() and limiter.enabled and limiter.initialized):
-        return
+def _charge(who: str, what: str) -> tuple[Any, RateLimitItem, list[str]] | None:
+    """Count one hit for ``who`` on ``what``; raise 429 past the limit.
+
+    Returns what the X-RateLimit-* headers need, or None when the storage failed and errors
+    are swallowed.
+    """
     items = _limit_items(rate_limit())
-    args = [rate_limit_key(), request.endpoint or ""]
+    args = [who, what]
     if limiter._key_prefix:
         args.insert(0, limiter._key_prefix)
     try:
@@ -324,25 +343,42 @@ def check_rate_limit() -> None:
             strategy, breached = _hit(items, args)
         elif limiter._swallow_errors:
             _LIMITER_LOG.exception("Failed to rate limit. Swallowing error")
-            return
+            return None
         else:
             raise
-    g.api_rate_limit = (strategy, breached or items[0], args)
     if breached is not None:
-        _LIMITER_LOG.info(
-            "ratelimit %s (%s) exceeded at endpoint: %s", breached, args[-2], args[-1]
-        )
+        _LIMITER_LOG.info("ratelimit %s (%s) exceeded at endpoint: %s", breached, who, what)
         _SECURITY_LOG.warning(
             "excess_rate_limit_exceeded limit=%r endpoint=%s address=%s",
             str(breached),
-            request.endpoint,
+            what,
             request.remote_addr,
         )
+        g.api_rate_limit = (strategy, breached, args)
         raise TooManyRequests()
+    return strategy, items[0], args
+
+
+def check_rate_limit() -> None:
+    """Count an API call before anything else looks at it; refuse it past the limit (429)."""
+    if not (in_the_api() and limiter.enabled and limiter.initialized):
+        return
+    g.api_rate_limit = _charge(rate_limit_key(), request.endpoint or "")
+
+
+# Budget name for well-formed keys that match no key, counted per client address.
+UNKNOWN_KEYS = "api.unknown_keys"
+
+
+def _count_unknown_key() -> None:
+    """Count a lookup of an unknown key against the address (a fresh random key each time
+    would otherwise get a fresh budget each time)."""
+    if limiter.enabled and limiter.initialized:
+        _charge("addr:" + (request.remote_addr or ""), UNKNOWN_KEYS)
 
 
 def add_rate_limit_headers(response: Response) -> Response:
-    """X-RateLimit-Limit, -Remaining and -Reset on every counted call; Retry-After too."""
+    """X-RateLimit-Limit, -Remaining and -Reset on every counted call; Retry-After on a 429."""
     state = g.pop("api_rate_limit", None)
     if state is None or not limiter._headers_enabled:
         return response
@@ -362,8 +398,8 @@ def add_rate_limit_headers(response: Response) -> Response:
     headers.add("X-RateLimit-Limit", str(item.amount))
     headers.add("X-RateLimit-Remaining", str(remaining))
     headers.add("X-RateLimit-Reset", str(reset_at))
-    # Sent with every answer, as Flask-Limiter does; the security headers keep it on refusals.
-    headers["Retry-After"] = str(int(reset_at - time.time()))
+    if response.status_code == 429:
+        headers["Retry-After"] = str(int(reset_at - time.time()))
     return response
 
 
