@@ -140,13 +140,23 @@ def bearer_token(header: str) -> str | None:
     return token
 
 
+def _key_hash(header: str) -> str | None:
+    """The stored hash of the header's key, or None; worked out once per request."""
+    known = g.get("api_key_hash")
+    if known is not None and known[0] == header:
+        return known[1]
+    token = bearer_token(header)
+    token_hash = keys.token_hash(token) if token is not None else None
+    g.api_key_hash = (header, token_hash)
+    return token_hash
+
+
 def _from_key(header: str) -> Caller:
     # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
     # the single indexed lookup; nothing here costs a password hash.
-    token = bearer_token(header)
-    if token is None:
+    token_hash = _key_hash(header)
+    if token_hash is None:
         raise invalid_token()
-    token_hash = keys.token_hash(token)
     engine = db.engine
     if engine.dialect.driver in _PYFORMAT_DRIVERS:
         with engine.connect() as conn:
@@ -237,10 +247,10 @@ def rate_limit_key() -> str:
     """
     header = request.headers.get("Authorization")
     if header is not None:
-        token = bearer_token(header)
-        if token is None:
+        token_hash = _key_hash(header)
+        if token_hash is None:
             return "addr:" + (request.remote_addr or "")
-        return "key:" + keys.token_hash(token)[:32]
+        return "key:" + token_hash[:32]
     user_id = session.get("_user_id")
     if isinstance(user_id, str):
         return "user:" + user_id
