@@ -113,15 +113,9 @@ def authenticate() -> None:
     g.api_caller = _from_key(header) if header is not None else _from_session()
 
 
-# One indexed lookup (the unique index on api_keys.token_hash) joining the account. On
-# PostgreSQL it runs as plain SQL on its own pooled connection in autocommit: no ORM objects,
-# no BEGIN/ROLLBACK around it, and psycopg prepares it server-side after a few uses.
-_KEY_SQL = (
-    "SELECT k.id, k.last_used_at, a.id, a.slug, a.name"
-    " FROM api_keys AS k JOIN accounts AS a ON a.id = k.account_id"
-    " WHERE k.token_hash = %(token_hash)s"
-)
-_PYFORMAT_DRIVERS = frozenset({"psycopg", "psycopg2"})  # _KEY_SQL's placeholder style
+# One indexed lookup (the unique index on api_keys.token_hash) joining the account, as a Core
+# statement (compiled once, cached): no ORM objects. On PostgreSQL it runs on its own pooled
+# connection in autocommit, with no BEGIN/ROLLBACK around it.
 _KEY_SELECT = (
     select(ApiKey.id, ApiKey.last_used_at, Account.id, Account.slug, Account.name)
     .join(Account, Account.id == ApiKey.account_id)
@@ -158,14 +152,14 @@ def _from_key(header: str) -> Caller:
     if token_hash is None:
         raise invalid_token()
     engine = db.engine
-    if engine.dialect.driver in _PYFORMAT_DRIVERS:
+    if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-            row = conn.exec_driver_sql(_KEY_SQL, {"token_hash": token_hash}).one_or_none()
+            row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
             if row is not None:
                 _touch(conn, row[0], row[1])
     else:
-        # SQLite (development, tests) and other drivers: the session's connection.
+        # SQLite (development, tests): the session's own connection, one transaction.
         conn = db.session.connection()
         row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
         if row is not None and _touch(conn, row[0], row[1]):
