@@ -15,8 +15,7 @@ csrf.exempt(bp)
 bp.before_request(auth.authenticate)
 # Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
 # auth.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
-# the limiter's storage; Flask-Limiter itself leaves API calls alone.
-limiter.request_filter(auth.counted_here)
+# the limiter's storage; Flask-Limiter's own hook is wrapped to leave API calls alone.
 
 
 @bp.record

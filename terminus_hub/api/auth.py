@@ -407,11 +407,6 @@ def add_rate_limit_headers(response: Response) -> Response:
     return response
 
 
-def counted_here() -> bool:
-    """Flask-Limiter's request filter: API calls are counted by check_rate_limit instead."""
-    return in_the_api()
-
-
 def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
     """Wrap a before-request hook so that it runs for every request but API calls."""
 
