@@ -19,6 +19,7 @@ from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
 from terminus_hub.extensions import db
+from terminus_hub.extensions import limiter
 from terminus_hub.models import OutboxMessage
 from tests import factories
 
@@ -162,3 +163,14 @@ def outbox(app: Flask) -> Outbox:
 def user(app: Flask) -> factories.Person:
     """A signed-up, confirmed person who owns one account."""
     return factories.make_person(app)
+
+
+@pytest.fixture
+def _fresh_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Let this test's app choose its own key prefix and start with live storage.
+
+    The module-level limiter keeps the first app's key prefix and "storage is down" flag
+    across init_app calls (see tests/test_rate_limits.py); monkeypatch restores it afterwards.
+    """
+    monkeypatch.setattr(limiter, "_key_prefix", "")
+    monkeypatch.setattr(limiter, "_storage_dead", False)

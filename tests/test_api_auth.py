@@ -24,7 +24,6 @@ from sqlalchemy import select
 from terminus_hub import keys
 from terminus_hub.accounts.api_keys import create_key
 from terminus_hub.extensions import db
-from terminus_hub.extensions import limiter
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
@@ -638,17 +637,6 @@ def test_api_responses_are_not_cached(app: Flask, client: FlaskClient, key) -> N
 
 
 # rate limits
-
-
-@pytest.fixture
-def _fresh_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Let this test's app choose its own key prefix and start with live storage.
-
-    The module-level limiter keeps the first app's key prefix and "storage is down" flag
-    across init_app calls (see tests/test_rate_limits.py); monkeypatch restores it afterwards.
-    """
-    monkeypatch.setattr(limiter, "_key_prefix", "")
-    monkeypatch.setattr(limiter, "_storage_dead", False)
 
 
 def assert_rate_limit_headers(response: Any, limit: int) -> None:

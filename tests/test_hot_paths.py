@@ -29,6 +29,7 @@ from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import Account
 from tests import factories
+from tests.test_api_auth import bearer
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 DATABASE_URL = os.environ.get("TEST_DATABASE_URL")
@@ -39,23 +40,12 @@ needs_postgresql = pytest.mark.skipif(
 
 
 @pytest.fixture
-def _fresh_limiter(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The module-level limiter keeps one app's prefix and "storage is down" flag: reset both."""
-    monkeypatch.setattr(limiter, "_key_prefix", "")
-    monkeypatch.setattr(limiter, "_storage_dead", False)
-
-
-@pytest.fixture
 def token(app: Flask, user: factories.Person) -> str:
     with app.app_context():
         account = db.session.scalar(select(Account).where(Account.slug == user.account_slug))
         _, token = create_key(account, "hot paths", None)
         db.session.commit()
     return token
-
-
-def bearer(token: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 class RedisCommands:
