@@ -39,7 +39,6 @@ from tests.saml_idp import TestIdp
 from tests.test_sso import configure_sso
 from tests.test_sso import post_acs
 from tests.test_sso import sp_urls
-from tests.test_sso import sso_continue_url
 from tests.test_sso import start_login
 from tests.test_sso import trust
 
@@ -439,7 +438,7 @@ def test_enforce_after_a_successful_test_sign_in(app, client, idp, owner):
     # Now the email step sends the domain to the IdP.
     client.post("/sign_out")
     step = client.post("/sign_in/email", data={"email": f"someone@{DOMAIN}"})
-    assert step.status_code == 200 and sso_continue_url(step).startswith(f"/sso/{owner}/login")
+    assert step.status_code == 303 and step.location.startswith(f"/sso/{owner}/login")
 
 
 def test_successful_test_sign_in_says_so_on_the_settings_page(app, client, idp, owner):
@@ -542,7 +541,7 @@ def test_cli_configures_and_enforces_in_one_line(app, client, runner, idp, metad
     assert result.stdout == f"SSO for {slug}: acme.example, beta.example; enforced.\n"
     assert connection_state(app, slug) == (idp.metadata_xml, [DOMAIN, "beta.example"], True, 1)
     step = client.post("/sign_in/email", data={"email": f"ana@{DOMAIN}"})
-    assert step.status_code == 200 and sso_continue_url(step).startswith(f"/sso/{slug}/login")
+    assert step.status_code == 303 and step.location.startswith(f"/sso/{slug}/login")
 
 
 def test_cli_no_enforce_switches_enforcement_off(app, runner, metadata_file):

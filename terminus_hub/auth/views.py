@@ -76,12 +76,13 @@ def sign_in_email() -> Response:
         return htmx.render("auth/sign_in.html", "auth/_email_step.html", form=form, status=422)
     sso_url = routing.sso_login_url(form.email.canonical, safe_next(form.next.data))
     if sso_url:
-        if htmx.is_htmx():
-            return htmx.redirect_to(sso_url)
-        # Browsers check the form's CSP (form-action 'self') on every redirect of its
-        # submission, so a 303 chain ending at the identity provider would be blocked: this
-        # page moves on by itself, as a new navigation.
-        return make_response(render_template("auth/sso_continue.html", sso_url=sso_url))
+        if not htmx.is_htmx() and request.headers.get("Sec-Fetch-Mode") == "navigate":
+            # A browser submitting the form itself (no JavaScript): it checks the page's CSP
+            # (form-action 'self') on every redirect of the submission, so the 303 chain that
+            # ends at the identity provider would be blocked. This page moves on by itself, as
+            # a new navigation. Everyone else gets the 303 (HX-Redirect for htmx).
+            return make_response(render_template("auth/sso_continue.html", sso_url=sso_url))
+        return htmx.redirect_to(sso_url)
     password_form = PasswordSignInForm(formdata=None, email=form.email.data, next=form.next.data)
     return _password_step(password_form)
 
