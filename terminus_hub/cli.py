@@ -32,8 +32,8 @@ from terminus_hub.sso.connections import ConfigurationError
 from terminus_hub.sso.connections import configure
 from terminus_hub.sso.connections import parse_domains
 from terminus_hub.sso.metadata import MAX_METADATA_BYTES
-from terminus_hub.sso.metadata import TOO_LARGE
 from terminus_hub.sso.metadata import MetadataError
+from terminus_hub.sso.metadata import decode_metadata
 
 users = AppGroup("users", help="Create and manage people.")
 accounts = AppGroup("accounts", help="Create accounts and manage their members.")
@@ -199,11 +199,8 @@ def configure_sso(slug: str, domains: tuple[str, ...], metadata_file: str, enfor
     account = _account(slug)
     try:
         with open(metadata_file, "rb") as f:
-            raw = f.read(MAX_METADATA_BYTES + 1)
-        if len(raw) > MAX_METADATA_BYTES:
-            raise MetadataError(TOO_LARGE)
-        metadata_xml = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+            metadata_xml = decode_metadata(f.read(MAX_METADATA_BYTES + 1))
+    except OSError as exc:
         raise click.ClickException(f"--metadata: cannot read {metadata_file}: {exc}") from exc
     except MetadataError as exc:
         raise click.ClickException(f"--metadata: {exc}") from exc

@@ -525,15 +525,15 @@ Attack = Callable[[TestIdp, TestIdp, ParsedRequest], str]
 ATTACKS: dict[str, tuple[Attack, str]] = {
     "tampered after signing": (
         lambda idp, _, req: idp.tamper(idp.respond(req, EMAIL), EMAIL, f"eve@{DOMAIN}"),
-        r"refused by pysaml2: \w*Signature",
+        r"signature does not verify: InvalidDigest",
     ),
     "signed by another key": (
         lambda idp, attacker, req: idp.respond(req, EMAIL, signer=attacker),
-        r"refused by pysaml2: \w*Signature",
+        r"signature does not verify: InvalidSignature",
     ),
     "unsigned": (
         lambda idp, _, req: idp.respond(req, EMAIL, sign_response=False, sign_assertion=False),
-        r"refused by pysaml2: SignatureError: Signature missing",
+        r"neither the Response nor its assertion is signed",
     ),
     "unsolicited": (
         lambda idp, _, req: idp.respond(req, EMAIL, in_response_to=None),
@@ -545,23 +545,23 @@ ATTACKS: dict[str, tuple[Attack, str]] = {
     ),
     "expired": (
         lambda idp, _, req: idp.respond(req, EMAIL, not_on_or_after_delta=-FIVE_MINUTES),
-        r"refused by pysaml2: ResponseLifetimeExceed",
+        r"bearer SubjectConfirmation: it has expired",
     ),
     "not yet valid": (
         lambda idp, _, req: idp.respond(req, EMAIL, not_before_delta=FIVE_MINUTES),
-        r"refused by pysaml2: ToEarly",
+        r"the assertion is not valid yet",
     ),
     "wrong audience": (
         lambda idp, _, req: idp.respond(req, EMAIL, audience="https://other-sp.example/metadata"),
-        r"refused by pysaml2: Exception: AudienceRestrictions",
+        r"an AudienceRestriction does not name us",
     ),
     "wrong destination": (
         lambda idp, _, req: idp.respond(req, EMAIL, destination=OTHER_ACS, recipient=req.acs_url),
-        r"no usable assertion",
+        r"the response is for '.*/someone-else/acs', not this ACS",
     ),
     "wrong recipient": (
         lambda idp, _, req: idp.respond(req, EMAIL, recipient=OTHER_ACS),
-        r"refused by pysaml2: VerificationError: No valid recipient",
+        r"bearer SubjectConfirmation: Recipient '.*/someone-else/acs' is not this ACS",
     ),
     "email outside the connection's domains": (
         lambda idp, _, req: idp.respond(req, "ana@other.example"),
@@ -640,7 +640,7 @@ def test_response_from_another_accounts_idp_is_refused(app, client, idp, tmp_pat
     # B's IdP, trusted by B's connection only, answers A's request with its own Issuer and key.
     response = post_acs(client, a, idp.respond(request_at_a, EMAIL, signer=other_idp))
 
-    assert_refused(app, client, response, caplog, r"refused by pysaml2: MissingKey")
+    assert_refused(app, client, response, caplog, r"signature does not verify: InvalidSignature")
 
 
 def test_response_to_one_account_posted_to_another_is_refused(app, client, idp, caplog):

@@ -32,6 +32,7 @@ from terminus_hub.sso.metadata import NO_REDIRECT_SSO
 from terminus_hub.sso.metadata import NO_SIGNING_CERT
 from terminus_hub.sso.metadata import NOT_METADATA
 from terminus_hub.sso.metadata import NOT_ONE_IDP
+from terminus_hub.sso.metadata import NOT_UTF8
 from terminus_hub.sso.views import SAVED
 from terminus_hub.sso.views import TEST_SUCCEEDED
 from tests import factories
@@ -571,7 +572,7 @@ def test_cli_may_claim_any_domain(app, runner, metadata_file):
         ("<note>not metadata</note>", NOT_METADATA),
         ("<unclosed", NOT_METADATA),
         ("", NOT_METADATA),
-        (b"\xff\xfe\x00garbage", "--metadata: cannot read"),
+        (b"\xff\xfe\x00garbage", f"--metadata: {NOT_UTF8}"),
     ],
 )
 def test_cli_bad_metadata_file(app, runner, tmp_path, content, message):

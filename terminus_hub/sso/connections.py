@@ -14,6 +14,8 @@ from terminus_hub.models import Membership
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
+from terminus_hub.models import utcnow
+from terminus_hub.sso.metadata import MetadataError
 from terminus_hub.sso.metadata import inspect_idp_metadata
 
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
@@ -94,7 +96,9 @@ def configure(
     if metadata_xml is None and connection is None:
         raise ConfigurationError("metadata", "Upload the identity provider’s metadata.")
     if metadata_xml is not None:
-        inspect_idp_metadata(metadata_xml)
+        info = inspect_idp_metadata(metadata_xml)
+        if info.expired(utcnow()):
+            raise MetadataError(info.expiry_message())
     _check_domains(account, connection, domains, by_operator, admin)
     if connection is None:
         connection = SsoConnection(account_id=account.id, idp_metadata_xml=metadata_xml)

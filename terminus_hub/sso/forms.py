@@ -13,10 +13,8 @@ from wtforms.validators import ValidationError
 from terminus_hub.sso.connections import ConfigurationError
 from terminus_hub.sso.connections import parse_domains
 from terminus_hub.sso.metadata import MAX_METADATA_BYTES
-from terminus_hub.sso.metadata import TOO_LARGE
-from terminus_hub.sso.metadata import MetadataError
+from terminus_hub.sso.metadata import decode_metadata
 
-NOT_UTF8 = "The metadata file must be XML text (UTF-8)."
 NEED_ALL_THREE = "Give the entity ID, the single sign-on URL and the certificate together."
 
 
@@ -48,10 +46,4 @@ class SsoSettingsForm(FlaskForm):
         upload = self.metadata.data
         if not upload or not getattr(upload, "filename", ""):
             return None
-        raw = upload.read(MAX_METADATA_BYTES + 1)
-        if len(raw) > MAX_METADATA_BYTES:
-            raise MetadataError(TOO_LARGE)
-        try:
-            return raw.decode("utf-8")
-        except UnicodeDecodeError:
-            raise MetadataError(NOT_UTF8) from None
+        return decode_metadata(upload.read(MAX_METADATA_BYTES + 1))

@@ -5,14 +5,19 @@ from __future__ import annotations
 import base64
 import textwrap
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from xml.sax.saxutils import quoteattr
 
 from cryptography import x509
+from defusedxml import ElementTree
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.attribute_converter import ac_factory
 from saml2.config import SPConfig
 from saml2.mdstore import MetadataStore
 from saml2.s_utils import UnsupportedBinding
+
+from terminus_hub.sso.times import parse_time
 
 MAX_METADATA_BYTES = 512 * 1024
 
@@ -22,6 +27,12 @@ NO_SIGNING_CERT = "The metadata has no signing certificate for the identity prov
 NO_REDIRECT_SSO = "The metadata has no single sign-on URL with the HTTP-Redirect binding."
 TOO_LARGE = "The metadata file is too large."
 BAD_CERT = "Paste the certificate in PEM form (-----BEGIN CERTIFICATE----- …)."
+NOT_UTF8 = "The metadata file must be XML text (UTF-8)."
+EXPIRED = (
+    "This metadata expired on {date} (its validUntil). "
+    "Download fresh metadata from your identity provider."
+)
+_MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 
 
 class MetadataError(ValueError):
@@ -32,10 +43,33 @@ class MetadataError(ValueError):
 class IdpInfo:
     entity_id: str
     sso_url: str
+    # Every signing certificate the metadata lists (two while an IdP rolls its key over).
+    certificates: tuple[x509.Certificate, ...]
+    valid_until: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        """Say whether the metadata's validUntil has passed."""
+        return self.valid_until is not None and self.valid_until <= now
+
+    def expiry_message(self) -> str:
+        """Say when the metadata expired and what to do about it."""
+        date = self.valid_until.strftime("%Y-%m-%d %H:%M UTC") if self.valid_until else "?"
+        return EXPIRED.format(date=date)
+
+
+def decode_metadata(raw: bytes) -> str:
+    """Return uploaded metadata as text (a UTF-8 byte order mark is dropped) or raise."""
+    if len(raw) > MAX_METADATA_BYTES:
+        raise MetadataError(TOO_LARGE)
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise MetadataError(NOT_UTF8) from None
 
 
 def inspect_idp_metadata(xml: str) -> IdpInfo:
-    """Return the IdP's entity id and redirect SSO URL, or raise MetadataError saying why."""
+    """Return the IdP's entity id, redirect SSO URL, certificates and expiry, or raise why."""
+    xml = xml.removeprefix("\ufeff")
     if len(xml.encode("utf-8")) > MAX_METADATA_BYTES:
         raise MetadataError(TOO_LARGE)
     store = MetadataStore(ac_factory(), SPConfig(), check_validity=False)
@@ -47,7 +81,8 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
     if len(idps) != 1:
         raise MetadataError(NOT_ONE_IDP if idps or store.keys() else NOT_METADATA)
     entity_id = idps[0]
-    if not store.certs(entity_id, "idpsso", use="signing"):
+    certificates = _certificates(store.certs(entity_id, "idpsso", use="signing"))
+    if not certificates:
         raise MetadataError(NO_SIGNING_CERT)
     try:
         services = store.single_sign_on_service(entity_id, BINDING_HTTP_REDIRECT)
@@ -55,7 +90,37 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
         services = []
     if not services:
         raise MetadataError(NO_REDIRECT_SSO)
-    return IdpInfo(entity_id=entity_id, sso_url=services[0]["location"])
+    return IdpInfo(
+        entity_id=entity_id,
+        sso_url=services[0]["location"],
+        certificates=certificates,
+        valid_until=_valid_until(xml),
+    )
+
+
+def _certificates(listed: list[tuple[str | None, str]]) -> tuple[x509.Certificate, ...]:
+    certificates = []
+    for _name, body in listed:
+        try:
+            certificates.append(x509.load_der_x509_certificate(base64.b64decode(body)))
+        except ValueError:
+            raise MetadataError(BAD_CERT) from None
+    return tuple(certificates)
+
+
+def _valid_until(xml: str) -> datetime | None:
+    """Return the earliest validUntil of the metadata's root and entity descriptors."""
+    root: Any = ElementTree.fromstring(xml.encode("utf-8"), forbid_dtd=True)
+    elements = [root, *root.iter(f"{{{_MD}}}EntityDescriptor")]
+    moments = []
+    for element in elements:
+        value = (element.get("validUntil") or "").strip()
+        if value:
+            try:
+                moments.append(parse_time(value))
+            except ValueError:
+                raise MetadataError(NOT_METADATA) from None
+    return min(moments) if moments else None
 
 
 def build_idp_metadata(entity_id: str, sso_url: str, certificate_pem: str) -> str:

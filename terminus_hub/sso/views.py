@@ -7,6 +7,7 @@ import logging
 from flask import Blueprint
 from flask import Response
 from flask import abort
+from flask import current_app
 from flask import flash
 from flask import make_response
 from flask import redirect
@@ -43,6 +44,10 @@ log = logging.getLogger("terminus_hub.security")
 SSO_FAILED = "Sign-in through your identity provider failed."
 TEST_SUCCEEDED = "Test sign-in succeeded. You can now enforce single sign-on."
 SAVED = "Single sign-on settings saved."
+METADATA_EXPIRED = (
+    "Single sign-on is unavailable: this account’s identity provider metadata has expired. "
+    "An owner or admin must upload fresh metadata on the account’s single sign-on page."
+)
 
 
 def _configured(slug: str) -> tuple[Account, SsoConnection]:
@@ -70,8 +75,15 @@ def login(slug: str) -> Response:
     """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect)."""
     account, connection = _configured(slug)
     is_test = request.args.get("test") == "1" and current_user.is_authenticated
-    location = saml.start_login(account, connection, safe_next(request.args.get("next")), is_test)
-    return redirect(location, 303)
+    next_path = safe_next(request.args.get("next"))
+    try:
+        location, request_id = saml.start_login(account, connection, next_path, is_test)
+    except saml.MetadataExpired as exc:
+        return _metadata_expired(account, str(exc))
+    response = redirect(location, 303)
+    binding = saml.bind_to_browser(request.cookies.get(saml.BINDING_COOKIE), request_id)
+    _set_binding(response, binding)
+    return response
 
 
 @bp.post("/sso/<slug>/acs")
@@ -83,10 +95,15 @@ def acs(slug: str) -> Response:
     connection = connection_of(account) if account else None
     if account is None or connection is None:
         return _failed(slug, "no SSO connection for this slug")
+    binding = request.cookies.get(saml.BINDING_COOKIE)
     try:
-        asserted = saml.finish_login(account, connection, request.form.get("SAMLResponse", ""))
+        asserted = saml.finish_login(
+            account, connection, request.form.get("SAMLResponse", ""), binding
+        )
     except saml.SsoFailure as exc:
         return _failed(slug, str(exc), account)
+    except saml.MetadataExpired as exc:
+        return _metadata_expired(account, str(exc))
     if asserted.is_test:
         connection.tested_at = utcnow()
     user = provision(account, asserted.email)
@@ -100,7 +117,37 @@ def acs(slug: str) -> Response:
     audit.record("sso.sign_in_succeeded", account=account, user=user, actor=user)
     db.session.commit()
     log.info("authn_login_success method=saml account=%s user=%s", account.slug, user.id)
-    return redirect(target, 303)
+    response = redirect(target, 303)
+    _set_binding(response, saml.release_binding(binding, asserted.request_id))
+    return response
+
+
+def _set_binding(response: Response, value: str) -> None:
+    """Set (or, when empty, clear) the cookie that ties pending sign-ins to this browser."""
+    secure = current_app.config["SESSION_COOKIE_SECURE"]
+    if not value:
+        response.delete_cookie(saml.BINDING_COOKIE, path="/sso/", secure=secure, httponly=True)
+        return
+    response.set_cookie(
+        saml.BINDING_COOKIE,
+        value,
+        max_age=int(saml.REQUEST_LIFETIME.total_seconds()),
+        path="/sso/",
+        secure=secure,
+        httponly=True,
+        # The IdP posts the response cross-site: only SameSite=None (which needs Secure)
+        # sends the cookie with it. Plain-http development falls back to Lax.
+        samesite="None" if secure else "Lax",
+    )
+
+
+def _metadata_expired(account: Account, message: str) -> Response:
+    db.session.rollback()
+    log.warning("authn_login_fail method=saml account=%r reason='metadata expired'", account.slug)
+    audit.record("sso.metadata_expired", account=account, detail={"message": message})
+    db.session.commit()
+    page = render_template("sso/failed.html", message=METADATA_EXPIRED, detail=message)
+    return make_response(page, 409)
 
 
 def _failed(slug: str, reason: str, account: Account | None = None) -> Response:
