@@ -20,6 +20,7 @@ from lxml import etree
 
 from terminus_hub.sso import signed
 from tests.saml_signer import DS
+from tests.saml_signer import ENVELOPED
 from tests.saml_signer import SAML
 from tests.saml_signer import SAMLP
 from tests.saml_signer import Shape
@@ -81,6 +82,9 @@ def _fake_signature(element_id: str) -> Any:
         Algorithm="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
     )
     reference = etree.SubElement(info, f"{{{DS}}}Reference", URI=f"#{element_id}")
+    transforms = etree.SubElement(reference, f"{{{DS}}}Transforms")
+    for algorithm in (ENVELOPED, Shape().c14n):
+        etree.SubElement(transforms, f"{{{DS}}}Transform", Algorithm=algorithm)
     etree.SubElement(
         reference, f"{{{DS}}}DigestMethod", Algorithm="http://www.w3.org/2001/04/xmlenc#sha256"
     )
@@ -178,8 +182,8 @@ def genuine_in_advice(root: Any, _: Signer) -> Any:
     forged = _forge(signed)
     advice = etree.Element(f"{A}Advice")
     advice.append(copy.deepcopy(signed))
-    forged.find(f"{A}Subject").addprevious(_fake_signature(forged.get("ID")))
-    forged.append(advice)
+    forged.find(f"{A}Issuer").addnext(advice)
+    advice.addnext(_fake_signature(forged.get("ID")))
     root.replace(signed, forged)
     return root
 
