@@ -17,6 +17,7 @@ import datetime
 import secrets
 import textwrap
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from dataclasses import field
 from typing import Any
@@ -167,8 +168,12 @@ class Signer:
         scd_not_on_or_after: bool = True,
         conditions: bool = True,
         issuer: str | None = None,
+        edit: Callable[[Any], None] | None = None,
     ) -> bytes:
-        """A response for ``email`` answering ``request_id``, signed as ``shape`` says."""
+        """A response for ``email`` answering ``request_id``, signed as ``shape`` says.
+
+        ``edit`` changes the Response element before it is signed (the IdP itself wrote it so).
+        """
         shape = shape or Shape()
         issued = issued or datetime.datetime.now(datetime.UTC)
         root = etree.fromstring(
@@ -186,6 +191,8 @@ class Signer:
                 issuer=issuer or self.entity_id,
             ).encode()
         )
+        if edit is not None:
+            edit(root)
         assertion = root.find(f"{{{SAML}}}Assertion")
         if shape.sign_assertion:
             self.sign(assertion, shape, at=shape.assertion_signature_at)

@@ -14,6 +14,7 @@ from defusedxml import ElementTree
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.attribute_converter import ac_factory
 from saml2.config import SPConfig
+from saml2.mdstore import InMemoryMetaData
 from saml2.mdstore import MetadataStore
 from saml2.s_utils import UnsupportedBinding
 
@@ -73,8 +74,12 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
     if len(xml.encode("utf-8")) > MAX_METADATA_BYTES:
         raise MetadataError(TOO_LARGE)
     store = MetadataStore(ac_factory(), SPConfig(), check_validity=False)
+    # MetadataStore.load("inline") drops the store's check_validity, so expired metadata
+    # would vanish; expiry is ours to report (IdpInfo.expired), so load it ourselves.
+    inline = InMemoryMetaData(store.attrc, xml, check_validity=False)
     try:
-        store.load("inline", xml)
+        inline.load()
+        store.metadata["inline"] = inline
     except Exception:  # pysaml2 raises many kinds for bad XML
         raise MetadataError(NOT_METADATA) from None
     idps = list(store.identity_providers())
