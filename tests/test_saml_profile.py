@@ -456,3 +456,14 @@ def test_sp_metadata_advertises_only_accepted_algorithms(sso):
         assert weak not in xml.lower()
     assert "http://www.w3.org/2001/04/xmlenc#sha256" in xml
     assert "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256" in xml
+
+
+def test_settings_page_says_the_metadata_expired(sso, auth):
+    _expire_metadata(sso)
+    auth.sign_in(OWNER)
+
+    page = sso.client.get(f"/a/{sso.slug}/sso").get_data(as_text=True)
+
+    assert "Sign-in through your identity provider is unavailable." in page
+    assert "expired on" in page
+    assert "Download fresh metadata from your identity provider." in page

@@ -186,8 +186,20 @@ def settings(slug: str) -> Response:
         form=form,
         entity_id=entity_id,
         acs_url=acs_url,
+        metadata_problem=_metadata_problem(connection),
     )
     return make_response(page, status)
+
+
+def _metadata_problem(connection: SsoConnection | None) -> str | None:
+    """Say why the stored metadata cannot serve sign-ins now (it expired), if it cannot."""
+    if connection is None:
+        return None
+    try:
+        saml.current_idp(connection)
+    except saml.MetadataExpired as exc:
+        return str(exc)
+    return None
 
 
 def _save(account: Account, form: SsoSettingsForm) -> bool:
