@@ -912,8 +912,12 @@ def test_one_response_posted_at_once_from_many_browsers_signs_in_once(app, clien
     browsers = 8
     barrier = threading.Barrier(browsers)
 
+    binding = client.get_cookie("thub_sso", path="/sso/")
+    assert binding is not None
+
     def post(_: int) -> int:
-        browser = app.test_client()
+        browser = app.test_client()  # each holds the binding cookie, as copies of one browser
+        browser.set_cookie("thub_sso", binding.value, path="/sso/")
         barrier.wait()
         return post_acs(browser, slug, saml_response).status_code
 
