@@ -23,6 +23,9 @@ from terminus_hub.extensions import limiter
 from terminus_hub.models import OutboxMessage
 from tests import factories
 
+# SSO fixtures (SP key, independent IdP, an account with SSO) live in their own module.
+pytest_plugins = ["tests.sso_fixtures"]
+
 BASE_CONFIG: dict[str, Any] = {
     "TESTING": True,
     "SECRET_KEY": "test-secret-key-" + "x" * 32,

@@ -21,7 +21,6 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
 
-from terminus_hub.sso.credentials import ensure_keypair
 from terminus_hub.sso.metadata import EXPIRED
 from tests import factories
 from tests.conftest import AuthActions
@@ -113,18 +112,9 @@ def other_key() -> Signer:
     return Signer("https://other-key.example/")
 
 
-@pytest.fixture(scope="module")
-def sp_key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("sp")
-    key, cert = str(folder / "sp.key"), str(folder / "sp.crt")
-    ensure_keypair(key, cert)
-    return key, cert
-
-
 @pytest.fixture(autouse=True)
-def _shared_sp_key(app: Flask, sp_key_files: tuple[str, str]) -> None:
-    """One SP key pair for the module instead of one per test."""
-    app.config["TERMINUS_SAML_SP_KEY_FILE"], app.config["TERMINUS_SAML_SP_CERT_FILE"] = sp_key_files
+def _shared_sp_key(shared_sp_key: None) -> None:
+    """Every test here uses the run's SP key pair."""
 
 
 # -- helpers ----------------------------------------------------------------------------------

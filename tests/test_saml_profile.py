@@ -31,7 +31,6 @@ from tests.saml_signer import TRANSIENT
 from tests.saml_signer import UNSPECIFIED
 from tests.saml_signer import URI_FORMAT
 from tests.saml_signer import Shape
-from tests.saml_signer import Signer
 from tests.saml_signer import authn_request_from
 from tests.saml_signer import new_id
 from tests.saml_signer import request_id_from
@@ -46,16 +45,6 @@ ANA = f"ana@{DOMAIN}"
 A = f"{{{SAML}}}"
 P = f"{{{SAMLP}}}"
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims"
-
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def sso(app, client, signer) -> Sso:
-    return make_sso(app, client, signer)
 
 
 def sign_in(sso: Sso, email: str = ANA, **kwargs: Any) -> Any:

@@ -30,22 +30,11 @@ from tests.sso_helpers import DOMAIN
 from tests.sso_helpers import OWNER
 from tests.sso_helpers import Sso
 from tests.sso_helpers import assert_refused
-from tests.sso_helpers import make_sso
 from tests.sso_helpers import signed_in_emails
 
 EVE = f"eve@{DOMAIN}"
 A = f"{{{SAML}}}"
 SIG = f"{{{DS}}}Signature"
-
-
-@pytest.fixture(scope="module")
-def signer() -> Signer:
-    return Signer()
-
-
-@pytest.fixture
-def sso(app, client, signer) -> Sso:
-    return make_sso(app, client, signer)
 
 
 def _forge(assertion: Any) -> Any:

@@ -46,11 +46,11 @@ from terminus_hub.models import SamlRequest
 from terminus_hub.models import User
 from terminus_hub.models import UserSession
 from terminus_hub.sso.connections import configure
-from terminus_hub.sso.credentials import ensure_keypair
 from terminus_hub.sso.views import SSO_FAILED
 from tests import factories
 from tests.saml_idp import ParsedRequest
 from tests.saml_idp import TestIdp
+from tests.sso_helpers import sso_failure_reasons
 
 DOMAIN = "acme.example"  # email-validator refuses the reserved .test names
 EMAIL = f"ana@{DOMAIN}"
@@ -76,19 +76,9 @@ def attacker(tmp_path_factory: pytest.TempPathFactory, idp: TestIdp) -> TestIdp:
     return TestIdp(tmp_path_factory.mktemp("attacker"), entity_id=idp.entity_id)
 
 
-@pytest.fixture(scope="module")
-def sp_key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    """One SP key for the module: making an RSA key in every test's instance/ costs time."""
-    folder = tmp_path_factory.mktemp("sp")
-    key, cert = str(folder / "sp.key"), str(folder / "sp.crt")
-    ensure_keypair(key, cert)
-    return key, cert
-
-
 @pytest.fixture(autouse=True)
-def _shared_sp_key(app: Flask, sp_key_files: tuple[str, str]) -> None:
-    # The SP reads these settings per request; only test_sp_key_is_made_once_... puts them back.
-    app.config["TERMINUS_SAML_SP_KEY_FILE"], app.config["TERMINUS_SAML_SP_CERT_FILE"] = sp_key_files
+def _shared_sp_key(shared_sp_key: None) -> None:
+    """Every test here uses the run's SP key pair."""
 
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -191,13 +181,7 @@ def role_of(app: Flask, slug: str, email: str) -> str | None:
 
 
 def sso_failures(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [
-        r.getMessage()
-        for r in caplog.records
-        if r.name == SECURITY_LOG
-        and r.levelno == logging.WARNING
-        and "authn_login_fail method=saml" in r.getMessage()
-    ]
+    return sso_failure_reasons(caplog)
 
 
 def assert_refused(

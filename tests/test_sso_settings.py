@@ -26,7 +26,6 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.sso.connections import DOMAIN_TAKEN
 from terminus_hub.sso.connections import ENFORCE_NEEDS_TEST
 from terminus_hub.sso.connections import NOT_YOUR_DOMAIN
-from terminus_hub.sso.credentials import ensure_keypair
 from terminus_hub.sso.metadata import BAD_CERT
 from terminus_hub.sso.metadata import NO_REDIRECT_SSO
 from terminus_hub.sso.metadata import NO_SIGNING_CERT
@@ -55,17 +54,9 @@ def idp(tmp_path_factory: pytest.TempPathFactory) -> TestIdp:
     return TestIdp(tmp_path_factory.mktemp("idp"))
 
 
-@pytest.fixture(scope="module")
-def sp_key_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, str]:
-    folder = tmp_path_factory.mktemp("sp")
-    key, cert = str(folder / "sp.key"), str(folder / "sp.crt")
-    ensure_keypair(key, cert)
-    return key, cert
-
-
 @pytest.fixture(autouse=True)
-def _shared_sp_key(app: Flask, sp_key_files: tuple[str, str]) -> None:
-    app.config["TERMINUS_SAML_SP_KEY_FILE"], app.config["TERMINUS_SAML_SP_CERT_FILE"] = sp_key_files
+def _shared_sp_key(shared_sp_key: None) -> None:
+    """Every test here uses the run's SP key pair."""
 
 
 # -- helpers ----------------------------------------------------------------------------------
