@@ -19,6 +19,8 @@ from terminus_hub.models import AuditEvent
 from terminus_hub.models import SamlAssertion
 from terminus_hub.models import SsoConnection
 from terminus_hub.sso.assertion import NAME_CLAIM
+from terminus_hub.sso.metadata import MetadataError
+from terminus_hub.sso.metadata import inspect_idp_metadata
 from terminus_hub.sso.views import METADATA_EXPIRED
 from tests.saml_signer import BASIC_FORMAT
 from tests.saml_signer import C14N_10
@@ -456,3 +458,30 @@ def test_settings_page_says_the_metadata_expired(sso, auth):
     assert "Sign-in through your identity provider is unavailable." in page
     assert "expired on" in page
     assert "Download fresh metadata from your identity provider." in page
+
+
+@pytest.mark.parametrize(
+    "look_alike",
+    ["owner@ａｃｍｅ.example", "owner@acme．example", "owner@acme。example", "ｏwner@acme.example"],
+)
+def test_email_that_only_canonicalises_to_someone_elses_is_refused(sso, caplog, look_alike):
+    shape = Shape(name_id_format=PERSISTENT, name_id="00u1", attributes={"email": [look_alike]})
+
+    response = sign_in(sso, shape=shape)
+
+    assert_refused(sso, response, caplog, "no email in the assertion")
+    assert signed_in_emails(sso.app) == []
+
+
+def test_upper_case_email_is_the_same_person(sso):
+    assert sign_in(sso, shape=Shape(attributes={}, name_id=ANA.upper())).status_code == 303
+    assert signed_in_emails(sso.app) == [ANA]
+
+
+def test_metadata_valid_until_past_the_calendar_is_a_clear_error(signer):
+    xml = signer.metadata().replace(
+        'entityID="', 'validUntil="9999-12-31T23:59:59-01:00" entityID="', 1
+    )
+
+    with pytest.raises(MetadataError, match="not SAML metadata"):
+        inspect_idp_metadata(xml)

@@ -355,3 +355,64 @@ def test_verified_subtree_alone_never_yields_the_forged_subject(sso, name):
         return
     name_id = verified.assertion.find(f"{A}Subject/{A}NameID")
     assert "".join(name_id.itertext()) == EVE
+
+
+# -- malformed signatures from anyone with a browser: a refusal, never a 500 ------------------
+
+
+def _unsigned_forgery(
+    request_id: str, signature_value: str, prolog: str = "", extra: str = ""
+) -> str:
+    """A response for the owner with a made-up signature, needing no IdP account at all."""
+    fake = etree.tostring(_fake_signature("_a")).decode()
+    fake = fake.replace("<ds:SignatureValue>AAAA", f"<ds:SignatureValue>{signature_value}")
+    return (
+        f'{prolog}<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}" ID="_r" '
+        f'Version="2.0" InResponseTo="{request_id}">{extra}<saml:Assertion ID="_a">'
+        f"<saml:Issuer>{Signer().entity_id}</saml:Issuer>{fake}<saml:Subject><saml:NameID>"
+        f"{OWNER}</saml:NameID></saml:Subject></saml:Assertion></samlp:Response>"
+    )
+
+
+MALFORMED: dict[str, dict[str, str]] = {
+    "SignatureValue not base64": {"signature_value": "A"},
+    "empty SignatureValue": {"signature_value": ""},
+    "nesting deeper than the verifier parses": {
+        "signature_value": "AAAA",
+        "extra": "<x>" * 300 + "</x>" * 300,
+    },
+    "encoding name only Python knows": {
+        "signature_value": "AAAA",
+        "prolog": '<?xml version="1.0" encoding="latin_1"?>',
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_signature_is_a_refusal_not_a_500(sso, caplog, case):
+    request_id = sso.start()
+    xml = _unsigned_forgery(request_id, **MALFORMED[case])
+
+    assert_refused(sso, sso.post(xml.encode("latin-1")), caplog)
+
+
+def test_garbage_key_value_beside_a_genuine_signature_is_refused(sso, caplog):
+    request_id = sso.start()
+    root = etree.fromstring(sso.respond(request_id, EVE))
+    key_info = root.find(f"{A}Assertion/{SIG}/{{{DS}}}KeyInfo")
+    key_value = etree.SubElement(key_info, f"{{{DS}}}KeyValue")
+    rsa = etree.SubElement(key_value, f"{{{DS}}}RSAKeyValue")
+    etree.SubElement(rsa, f"{{{DS}}}Modulus").text = "A"
+
+    assert_refused(sso, sso.post(etree.tostring(root)), caplog)
+
+
+def test_id_that_is_not_an_xml_name_is_refused(sso, caplog):
+    # signxml strips every leading "#" from a Reference: "##x" would name the element "x".
+    request_id = sso.start()
+    root = etree.fromstring(sso.respond(request_id, EVE))
+    assertion = root.find(f"{A}Assertion")
+    assertion.set("ID", "#" + assertion.get("ID"))
+
+    reason = assert_refused(sso, sso.post(etree.tostring(root)), caplog)
+    assert "is not an XML name" in reason

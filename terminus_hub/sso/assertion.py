@@ -94,12 +94,12 @@ def asserted_email(subject: Any, assertion: Any) -> str | None:
     name_format = (name_id.get("Format") if name_id is not None else None) or NAMEID_UNSPECIFIED
     name_value = _text(name_id) if name_id is not None else ""
     if name_format == NAMEID_EMAIL:
-        return try_canonical_email(name_value)
+        return _plain_email(name_value)
     from_attributes = _email_from_attributes(assertion)
     if from_attributes is not None:
         return from_attributes
     if name_format == NAMEID_UNSPECIFIED:
-        return try_canonical_email(name_value)
+        return _plain_email(name_value)
     return None  # a persistent or transient NameID is an opaque handle, never an email
 
 
@@ -204,10 +204,20 @@ def _email_from_attributes(assertion: Any) -> str | None:
         values.setdefault(key, []).extend(t for t in texts if t)
     for name in (*EMAIL_ATTRIBUTES, NAME_CLAIM):
         for value in values.get(name, []):
-            email = try_canonical_email(value)
+            email = _plain_email(value)
             if email is not None:
                 return email
     return None
+
+
+def _plain_email(value: str) -> str | None:
+    """Return the email when its canonical form is the value lower-cased, else None.
+
+    Canonicalising would fold look-alikes (full-width letters, ideographic full stops) onto
+    another person's address; an IdP that means that person sends the plain address.
+    """
+    email = try_canonical_email(value)
+    return email if email is not None and email == value.strip().lower() else None
 
 
 def _one(parent: Any, name: str, *, required: bool) -> Any:

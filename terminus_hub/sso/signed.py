@@ -18,6 +18,7 @@ forged one. Two rules close that for good:
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import replace
@@ -63,6 +64,8 @@ SIGNATURE_METHOD_URIS = frozenset(method.value for method in SIGNATURE_METHODS)
 DIGEST_ALGORITHM_URIS = frozenset(algorithm.value for algorithm in DIGEST_ALGORITHMS)
 # Attribute names xmlsec1 and signxml treat as IDs, with or without a namespace prefix.
 _ID_NAMES = frozenset({"ID", "Id", "id"})
+# IDs are xs:ID, an NCName; anything else ("#x", " x") could resolve differently elsewhere.
+_NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
 _PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_pis=True
 )
@@ -146,7 +149,10 @@ def verify(xml: bytes, shape: Shape, certificates: Sequence[x509.Certificate]) -
     if shape.assertion_signed:
         assertion = _verified_element(xml, f"./{ASSERTION}/", ASSERTION, certificates)
     if response is None:
-        response = etree.fromstring(xml, parser=_PARSER)
+        try:
+            response = etree.fromstring(xml, parser=_PARSER)
+        except etree.LxmlError:
+            raise Refused("the Response cannot be parsed by the verifier") from None
     assert assertion is not None  # check_structure found at least one signature
     return Verified(response=response, response_signed=shape.response_signed, assertion=assertion)
 
@@ -167,6 +173,8 @@ def _check_unique_ids(root: Any) -> None:
     for element in root.iter():
         for name, value in element.attrib.items():
             if _local(name) in _ID_NAMES or name == f"{{{XML_NS}}}id":
+                if not _NCNAME.fullmatch(value):
+                    raise Refused(f"the ID {value[:80]!r} is not an XML name")
                 if value in seen:
                     raise Refused(f"the ID {value[:80]!r} occurs twice")
                 seen.add(value)
@@ -214,7 +222,9 @@ def _verified_element(
         pinned = replace(config, verification_time=_within_validity(certificate))
         try:
             result = XMLVerifier().verify(xml, x509_cert=certificate, expect_config=pinned)
-        except SignXMLException as exc:
+        except (SignXMLException, etree.LxmlError, ValueError, TypeError) as exc:
+            # signxml also raises lxml's schema and syntax errors and plain ValueError or
+            # TypeError on malformed signatures: every one of them means "not verified".
             failure = f"{type(exc).__name__}: {exc}"
             continue
         signed = result.signed_xml

@@ -18,4 +18,7 @@ def parse_time(value: str | None) -> datetime:
     moment, fraction, zone = match.groups()
     fraction = f".{fraction[:6]:0<6}" if fraction else ""
     offset = "+00:00" if zone in (None, "Z") else zone
-    return datetime.fromisoformat(moment + fraction + offset).astimezone(UTC)
+    try:
+        return datetime.fromisoformat(moment + fraction + offset).astimezone(UTC)
+    except OverflowError:  # year 1 or 9999 shifted past the calendar by its offset
+        raise ValueError(f"time out of range: {str(value)[:40]!r}") from None
