@@ -34,8 +34,8 @@ class CookieSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie session, not even opened for API calls that bring a key.
 
     A request with an Authorization header under /api/ is judged by that header alone
-    (CONTRACT.md §4): its cookies are ignored, so it gets a fresh, empty session instead of
-    the cookie's, and since nothing changes that session no cookie is sent back.
+    (docs/api-authentication.md): its cookies are ignored, so it gets a fresh, empty session
+    instead of the cookie's, and since nothing changes that session no cookie is sent back.
     """
 
     @staticmethod

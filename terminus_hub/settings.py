@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
     # Origin used in emailed links, e.g. "https://hub.example.com"; set it in production so
     # links never depend on a request's Host header. Unset: the request's own origin.
     "TERMINUS_BASE_URL": None,
-    # Product settings (CONTRACT.md §1 and §6).
+    # Product settings (docs/operations.md lists each one).
     "TERMINUS_BCRYPT_ROUNDS": 12,
     "TERMINUS_LOCKOUT_MAX_ATTEMPTS": 5,
     "TERMINUS_LOCKOUT_MINUTES": 15,

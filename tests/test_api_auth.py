@@ -1,4 +1,4 @@
-"""Who may call the API (CONTRACT.md §4, SECURITY.md I and J): keys, sessions, CSRF, limits."""
+"""Who may call the API (docs/api-authentication.md): keys, sessions, CSRF, limits."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every answer under /api/ is JSON in the one error shape (CONTRACT.md §4, SECURITY.md K)."""
+"""Every answer under /api/ is JSON in the one error shape (docs/api-overview.md)."""
 
 from __future__ import annotations
 

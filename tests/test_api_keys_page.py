@@ -1,4 +1,4 @@
-"""The keys page /a/<slug>/api_keys and the `keys` commands (CONTRACT.md §3 and §5)."""
+"""The keys page /a/<slug>/api_keys and the `keys` commands (docs/api-keys.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Workspaces, records and keys through the API (CONTRACT.md §4), each account sealed off."""
+"""Workspaces, records and keys through the API (docs/api-overview.md), each account sealed off."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""API key tokens (CONTRACT.md §4 key format, SECURITY.md I 91–92): shape, checksum, storage."""
+"""API key tokens (docs/api-keys.md, the thub_ format): shape, checksum, storage."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Lockout under parallel guessing (SECURITY.md B.20): real threads, real PostgreSQL connections.
+"""Lockout under parallel guessing (docs/security.md): real threads, real PostgreSQL connections.
 
 Each thread drives its own test client; Flask-SQLAlchemy gives each request (one app context per
 thread) its own session and pooled connection, so the counter is raced exactly as by gunicorn

@@ -1,7 +1,7 @@
 """Members of an account: roles, removal, leaving, renaming, the switcher and the members API.
 
-Issue 6, CONTRACT.md §2 (an account always keeps at least one owner), §4 (admin-only endpoints:
-an API key gets 403 admin_only) and §6 (removal ends sessions' access at once).
+Issue 6: an account always keeps at least one owner, admin-only endpoints give an API key
+403 admin_only, and removal ends sessions' access at once (docs/security.md).
 """
 
 from __future__ import annotations

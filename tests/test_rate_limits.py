@@ -1,4 +1,4 @@
-"""Rate limits (issue 3, SECURITY.md J): friendly 429s, per-address budgets, proxies, Redis."""
+"""Rate limits (issue 3, docs/security.md): friendly 429s, per-address budgets, proxies, Redis."""
 
 from __future__ import annotations
 

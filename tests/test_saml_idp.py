@@ -350,7 +350,7 @@ def test_wrong_recipient_is_only_refused_when_the_sp_passes_conv_info(world: Wor
 
 
 def test_sha1_signed_response_is_made_and_pysaml2_alone_accepts_it(world: World) -> None:
-    """SECURITY.md H.84: the app must refuse SHA-1 itself; pysaml2 7.5 + xmlsec1 do not."""
+    """The app must refuse SHA-1 itself; pysaml2 7.5 + xmlsec1 do not."""
     request_id, location = login_redirect(world)
     request = world.idp.parse_request(location)
     saml_response = world.idp.respond(request, EMAIL, sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1)

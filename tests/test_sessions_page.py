@@ -1,6 +1,6 @@
 """Your sessions page /sessions: each signed-in browser, signing out one or every other (issue 6).
 
-CONTRACT.md §6: sessions are server-side rows; signing one out ends it for real, so the
+docs/security.md: sessions are server-side rows; signing one out ends it for real, so the
 signed-out browser's cookie stops working on its next request. No raw session ids are shown.
 """
 

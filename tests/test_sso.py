@@ -1,4 +1,4 @@
-"""SAML single sign-on (issue 5, CONTRACT.md §3, SECURITY.md H) against a real in-test IdP.
+"""SAML single sign-on (issue 5, docs/security.md) against a real in-test IdP.
 
 The identity provider is ``tests.saml_idp.TestIdp``: pysaml2's own IdP with a key made at test
 time. Every test drives the app as a browser would: the email step, the redirect to the IdP,
@@ -833,7 +833,7 @@ def test_enforcement_is_per_domain(app, client, idp, auth):
     assert response.status_code == 303
 
 
-# -- whose identity an IdP may assert (SECURITY.md H.86) --------------------------------------
+# -- whose identity an IdP may assert -----------------------------------------------------
 
 
 def test_an_accounts_idp_cannot_open_another_account_of_an_existing_user(app, client, idp):

@@ -1,4 +1,4 @@
-"""The SSO settings page /a/<slug>/sso and `sso configure` (issue 5, CONTRACT.md §3 and §5).
+"""The SSO settings page /a/<slug>/sso and `sso configure` (issue 5, docs/authentication.md).
 
 An upload is checked on the spot (one IdP, a signing certificate, a redirect SSO URL) and a bad
 one leaves the old configuration alone. From the web an admin may claim only the domain of their
