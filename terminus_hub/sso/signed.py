@@ -66,9 +66,6 @@ DIGEST_ALGORITHM_URIS = frozenset(algorithm.value for algorithm in DIGEST_ALGORI
 _ID_NAMES = frozenset({"ID", "Id", "id"})
 # IDs are xs:ID, an NCName; anything else ("#x", " x") could resolve differently elsewhere.
 _NCNAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]{0,199}")
-_PARSER = etree.XMLParser(
-    resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_pis=True
-)
 
 
 class Refused(Exception):
@@ -150,11 +147,18 @@ def verify(xml: bytes, shape: Shape, certificates: Sequence[x509.Certificate]) -
         assertion = _verified_element(xml, f"./{ASSERTION}/", ASSERTION, certificates)
     if response is None:
         try:
-            response = etree.fromstring(xml, parser=_PARSER)
+            response = etree.fromstring(xml, parser=_parser())
         except etree.LxmlError:
             raise Refused("the Response cannot be parsed by the verifier") from None
     assert assertion is not None  # check_structure found at least one signature
     return Verified(response=response, response_signed=shape.response_signed, assertion=assertion)
+
+
+def _parser() -> Any:
+    # A new parser per call: an lxml parser object must not be shared between threads.
+    return etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False, remove_pis=True
+    )
 
 
 def _parse(xml: bytes) -> Any:
