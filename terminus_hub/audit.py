@@ -32,11 +32,15 @@ KINDS = (
     "sign_in.failed",
     "account.locked",
     "account.unlocked",
+    "account.unconfirmed_claim_cleared",
     "password.reset_requested",
     "password.changed",
     "sso.sign_in_succeeded",
     "sso.sign_in_failed",
     "sso.settings_changed",
+    "sso.domain_verified",
+    "sso.domain_unverified",
+    "sso.metadata_expired",
     "api_key.created",
     "api_key.revoked",
     "member.invited",
@@ -111,12 +115,23 @@ def account_events(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> Select[Any]:
-    """Select an account's events: its own, plus personal events of its current members."""
-    members = select(Membership.user_id).where(Membership.account_id == account.id)
+    """Select an account's events: those recorded in its context, plus its current members'
+    personal events (no account: sign-ins, password changes) from the moment they joined.
+    Events about other accounts never appear.
+    """
+    member_since = (
+        select(Membership.id)
+        .where(
+            Membership.account_id == account.id,
+            Membership.user_id == AuditEvent.user_id,
+            Membership.created_at <= AuditEvent.created_at,
+        )
+        .exists()
+    )
     query = select(AuditEvent).where(
         or_(
             AuditEvent.account_id == account.id,
-            and_(AuditEvent.account_id.is_(None), AuditEvent.user_id.in_(members)),
+            and_(AuditEvent.account_id.is_(None), member_since),
         )
     )
     if kind:

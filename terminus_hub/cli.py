@@ -7,8 +7,10 @@ import json
 import click
 from flask import Flask
 from flask.cli import AppGroup
+from flask.cli import with_appcontext
 
 from terminus_hub import audit
+from terminus_hub import housekeeping
 from terminus_hub import mail
 from terminus_hub.accounts import api_keys as keyring
 from terminus_hub.accounts.membership import MembershipError
@@ -23,13 +25,17 @@ from terminus_hub.extensions import db
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
+from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import hash_password
 from terminus_hub.passwords import password_problem
+from terminus_hub.sso import dns_proof
+from terminus_hub.sso import domains as domains_module
 from terminus_hub.sso.connections import ConfigurationError
 from terminus_hub.sso.connections import configure
+from terminus_hub.sso.connections import connection_of
 from terminus_hub.sso.connections import parse_domains
 from terminus_hub.sso.metadata import MAX_METADATA_BYTES
 from terminus_hub.sso.metadata import MetadataError
@@ -47,6 +53,15 @@ def init_app(app: Flask) -> None:
     """Add the command groups to `flask`."""
     for group in (users, accounts, mail_group, keys_group, sso_group, audit_group):
         app.cli.add_command(group)
+    app.cli.add_command(housekeeping_command)
+
+
+@click.command("housekeeping")
+@with_appcontext
+def housekeeping_command() -> None:
+    """Delete expired sign-in requests, sessions, invitations and old mail (run hourly)."""
+    counts = housekeeping.purge()
+    click.echo("Deleted: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + ".")
 
 
 def _email(raw: str) -> str:
@@ -185,46 +200,119 @@ def revoke_key_command(key_id: str) -> None:
 
 @sso_group.command("configure")
 @click.argument("slug")
-@click.option("--domain", "domains", multiple=True, required=True, help="Repeat for each domain.")
+@click.option("--domain", "domains", multiple=True, help="Claim a domain (repeat for each).")
+@click.option("--remove-domain", "removed", multiple=True, help="Drop a domain (repeatable).")
 @click.option(
     "--metadata",
     "metadata_file",
     type=click.Path(dir_okay=False),
-    required=True,
-    help="The IdP's SAML metadata XML file.",
+    help="The IdP's SAML metadata XML file (needed the first time).",
 )
-@click.option("--enforce/--no-enforce", default=False, help="Require SSO for these domains.")
-def configure_sso(slug: str, domains: tuple[str, ...], metadata_file: str, enforce: bool) -> None:
-    """Set an account's SSO domains, IdP metadata and enforcement (any domain, at once)."""
+@click.option("--enforce/--no-enforce", default=None, help="Require SSO for the verified domains.")
+@click.option(
+    "--verified",
+    is_flag=True,
+    help="Vouch for the --domain domains as the operator: verified without DNS.",
+)
+def configure_sso(
+    slug: str,
+    domains: tuple[str, ...],
+    removed: tuple[str, ...],
+    metadata_file: str | None,
+    enforce: bool | None,
+    verified: bool,
+) -> None:
+    """Change an account's SSO; only what the flags name changes."""
     account = _account(slug)
-    try:
-        with open(metadata_file, "rb") as f:
-            metadata_xml = decode_metadata(f.read(MAX_METADATA_BYTES + 1))
-    except OSError as exc:
-        raise click.ClickException(f"--metadata: cannot read {metadata_file}: {exc}") from exc
-    except MetadataError as exc:
-        raise click.ClickException(f"--metadata: {exc}") from exc
+    if verified and not domains:
+        raise click.ClickException("--verified vouches for the --domain domains: name one.")
+    metadata_xml = _metadata_file(metadata_file) if metadata_file else None
     try:
         connection = configure(
             account,
-            parse_domains(" ".join(domains)),
-            metadata_xml,
-            enforce,
+            metadata_xml=metadata_xml,
             by_operator=True,
+            add=parse_domains(" ".join(domains)) if domains else [],
+            remove=parse_domains(" ".join(removed)) if removed else [],
+            enforce=enforce,
+            vouch=verified,
         )
     except MetadataError as exc:
         raise click.ClickException(f"--metadata: {exc}") from exc
     except ConfigurationError as exc:
-        raise click.ClickException(f"--{exc.field.rstrip('s')}: {exc}") from exc
+        flag = {"domains": "--domain", "metadata": "--metadata", "enforced": "--enforce"}
+        raise click.ClickException(f"{flag.get(exc.field, '--' + exc.field)}: {exc}") from exc
     audit.record(
         "sso.settings_changed",
         account=account,
-        detail={"domains": [d.domain for d in connection.domains], "enforced": enforce},
+        detail={
+            "domains": [d.domain for d in connection.domains],
+            "enforced": connection.enforced,
+            "metadata_replaced": metadata_xml is not None,
+            "vouched": list(domains) if verified else [],
+        },
     )
     db.session.commit()
     state = "enforced" if connection.enforced else "not enforced"
-    listed = ", ".join(d.domain for d in connection.domains)
-    click.echo(f"SSO for {account.slug}: {listed}; {state}.")
+    click.echo(f"SSO for {account.slug}; {state}.")
+    for claim in connection.domains:
+        click.echo(_domain_line(claim))
+
+
+def _metadata_file(path: str) -> str:
+    try:
+        with open(path, "rb") as f:
+            return decode_metadata(f.read(MAX_METADATA_BYTES + 1))
+    except OSError as exc:
+        raise click.ClickException(f"--metadata: cannot read {path}: {exc}") from exc
+    except MetadataError as exc:
+        raise click.ClickException(f"--metadata: {exc}") from exc
+
+
+def _domain_line(claim: SsoDomain) -> str:
+    if claim.is_verified:
+        return f"  {claim.domain}: verified ({claim.verified_by})"
+    return (
+        f"  {claim.domain}: unverified; publish TXT {dns_proof.record_name(claim.domain)} "
+        f"= {dns_proof.record_value(claim.verification_token)}"
+    )
+
+
+@sso_group.command("verify-domain")
+@click.argument("slug")
+@click.argument("domain")
+def verify_domain_command(slug: str, domain: str) -> None:
+    """Look up a claimed domain's TXT record now; exit non-zero unless it proves the claim."""
+    account = _account(slug)
+    connection = connection_of(account)
+    wanted = domain.strip().lower().rstrip(".")
+    claim = (
+        next((d for d in connection.domains if d.domain == wanted), None) if connection else None
+    )
+    if claim is None:
+        raise click.ClickException(f"{account.slug} has not claimed the domain {domain[:253]}.")
+    try:
+        result = domains_module.verify(claim)
+    except domains_module.DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    if not result.verified:
+        raise click.ClickException(f"{claim.domain} is not verified: {result.message}")
+    click.echo(f"{claim.domain} is verified for {account.slug}. {result.message}")
+
+
+@sso_group.command("recheck-domains")
+def recheck_domains_command() -> None:
+    """Re-check every DNS-verified domain (run daily from cron, on one machine).
+
+    A record found missing twice in a row unverifies the domain and mails the owners.
+    """
+    summary = domains_module.recheck_all()
+    click.echo(
+        f"Re-checked domains: {summary.confirmed} still verified, {summary.failed_once} failed "
+        f"once, {summary.unverified} unverified now, {summary.unreachable} could not be checked."
+    )
 
 
 @audit_group.command("export")

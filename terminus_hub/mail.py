@@ -31,6 +31,7 @@ SUBJECTS = {
     "reset": "Reset your Terminus Hub password",
     "password_changed": "Your Terminus Hub password was changed",
     "invitation": "You are invited to join an account on Terminus Hub",
+    "domain_unverified": "A single sign-on domain of your Terminus Hub account is unverified",
 }
 _CLAIM_SECONDS = 120
 

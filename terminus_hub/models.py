@@ -19,6 +19,7 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Mapped
@@ -209,16 +210,46 @@ class SsoConnection(db.Model):
 
 
 class SsoDomain(db.Model):
-    """An email domain; the unique index gives each domain to one account at most."""
+    """An account's claim to an email domain, proven (verified) by DNS or by an operator.
+
+    Several accounts may claim one domain; the partial unique index lets only one hold it
+    verified, and only verified domains route, enforce and create people.
+    """
 
     __tablename__ = "sso_domains"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "domain"),
+        Index(
+            "ux_sso_domains_verified_domain",
+            "domain",
+            unique=True,
+            sqlite_where=text("verified_at IS NOT NULL"),
+            postgresql_where=text("verified_at IS NOT NULL"),
+        ),
+    )
 
-    domain: Mapped[str] = mapped_column(String(253), primary_key=True)
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("dom"))
+    domain: Mapped[str] = mapped_column(String(253), index=True)
     connection_id: Mapped[str] = mapped_column(
         ForeignKey("sso_connections.id", ondelete="CASCADE"), index=True
     )
+    # Published by the owner as terminus-hub-verification=<token>; each new claim gets its own.
+    verification_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # "dns" or "operator"
+    # The last DNS check (a manual verify or the scheduled re-check) and what it found.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    check_message: Mapped[str | None] = mapped_column(String(300))
+    # Re-checks in a row that found the record gone; two make a verified domain unverified.
+    check_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     connection: Mapped[SsoConnection] = relationship(back_populates="domains")
+
+    @property
+    def is_verified(self) -> bool:
+        """Say whether the claim is proven."""
+        return self.verified_at is not None
 
 
 class SamlRequest(db.Model):

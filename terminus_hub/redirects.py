@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import posixpath
+from urllib.parse import unquote
 from urllib.parse import urlsplit
 
 
@@ -16,5 +18,10 @@ def safe_next(target: str | None) -> str | None:
         return None
     parts = urlsplit(target)
     if parts.scheme or parts.netloc:
+        return None
+    # Never back into single sign-on: a redirect there leaves the site for an IdP. Judge the
+    # path the router will see (percent-decoded, dot segments resolved).
+    path = posixpath.normpath(unquote(parts.path))
+    if path == "/sso" or path.startswith(("/sso/", "//")):
         return None
     return target

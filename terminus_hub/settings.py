@@ -63,6 +63,12 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_SAML_SP_KEY_FILE": None,
     "TERMINUS_SAML_SP_CERT_FILE": None,
     "TERMINUS_XMLSEC_BINARY": None,  # path to xmlsec1; unset, it is looked up on PATH
+    # Proving SSO domains: nameservers asked for the TXT record (["ip", "ip:port", …]; unset:
+    # the system resolver) and the seconds a lookup may take in all.
+    "TERMINUS_DNS_NAMESERVERS": None,
+    "TERMINUS_DNS_TIMEOUT": 3,
+    # Public mail domains nobody may claim for SSO, on top of the built-in list.
+    "TERMINUS_PUBLIC_EMAIL_DOMAINS": [],
     # Confirmation and reset mails to one address per hour; more requests answer the same silently.
     "TERMINUS_MAILS_PER_ADDRESS_PER_HOUR": 3,
     # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).

@@ -269,7 +269,12 @@ def test_sso_configure_command_records_the_settings_change(app, runner, user, tm
     changed = one(app, "sso.settings_changed")
     assert changed["account_id"] == account_id(app, user.account_slug)
     assert changed["actor"] == OPERATOR
-    assert changed["detail"] == {"domains": ["acme.example"], "enforced": True}
+    assert changed["detail"] == {
+        "domains": ["acme.example"],
+        "enforced": True,
+        "metadata_replaced": True,
+        "vouched": [],
+    }
 
 
 def test_failed_sso_configure_records_nothing(app, runner, user, tmp_path):

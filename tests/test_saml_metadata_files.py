@@ -31,6 +31,7 @@ from tests.sso_helpers import DOMAIN
 from tests.sso_helpers import OWNER
 from tests.sso_helpers import Sso
 from tests.sso_helpers import signed_in_emails
+from tests.sso_helpers import vouch
 from tests.test_sso_settings import assert_clear_error
 from tests.test_sso_settings import connection_state
 from tests.test_sso_settings import field_error
@@ -187,6 +188,7 @@ def test_uploaded_vendor_metadata_signs_people_in(
     saved = upload(client, slug, metadata_for(vendor, signer, other_key))
     assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
     assert saved.location == f"/a/{slug}/sso"
+    vouch(app, slug, DOMAIN)  # Eve is new: only a verified domain creates people
 
     answer = sign_in_through_idp(app, vendor, slug, signer)
 
@@ -249,9 +251,9 @@ def test_vendor_metadata_given_to_the_cli_signs_people_in(
     path = tmp_path / f"{vendor.name}.xml"
     path.write_bytes(metadata_for(vendor, signer, other_key))
 
-    result = sso_configure(runner, slug, "--domain", DOMAIN, "--metadata", str(path))
+    result = sso_configure(runner, slug, "--domain", DOMAIN, "--metadata", str(path), "--verified")
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"SSO for {slug}: {DOMAIN}; not enforced.\n"
+    assert result.stdout == f"SSO for {slug}; not enforced.\n  {DOMAIN}: verified (operator)\n"
 
     answer = sign_in_through_idp(app, vendor, slug, signer)
 

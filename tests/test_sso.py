@@ -50,6 +50,7 @@ from terminus_hub.sso.views import SSO_FAILED
 from tests import factories
 from tests.saml_idp import ParsedRequest
 from tests.saml_idp import TestIdp
+from tests.sso_helpers import go_to_idp
 from tests.sso_helpers import sso_failure_reasons
 
 DOMAIN = "acme.example"  # email-validator refuses the reserved .test names
@@ -110,7 +111,14 @@ def configure_sso(
     assert slug == name.lower()
     with app.app_context():
         account = db.session.scalar(select(Account).where(Account.slug == slug))
-        configure(account, list(domains), idp.metadata_xml, enforce, by_operator=True)
+        configure(
+            account,
+            metadata_xml=idp.metadata_xml,
+            by_operator=True,
+            add=list(domains),
+            enforce=enforce,
+            vouch=True,
+        )
         db.session.commit()
     trust(client, idp, slug)
     return slug
@@ -130,10 +138,8 @@ def trust(client: FlaskClient, idp: TestIdp, slug: str) -> None:
 
 
 def start_login(client: FlaskClient, idp: TestIdp, slug: str, **query: str) -> ParsedRequest:
-    """Follow GET /sso/<slug>/login to the IdP and return the (verified) AuthnRequest."""
-    response = client.get(f"/sso/{slug}/login", query_string=query)
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return idp.parse_request(response.location)
+    """Follow /sso/<slug>/login to the IdP and return the (verified) AuthnRequest."""
+    return idp.parse_request(go_to_idp(client, slug, **query).location)
 
 
 def post_acs(client: FlaskClient, slug: str, saml_response: str | None, **extra: str) -> Any:

@@ -18,14 +18,16 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
+from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
+from terminus_hub.models import SamlRequest
 from terminus_hub.models import SsoConnection
-from terminus_hub.sso.connections import DOMAIN_TAKEN
 from terminus_hub.sso.connections import ENFORCE_NEEDS_TEST
-from terminus_hub.sso.connections import NOT_YOUR_DOMAIN
+from terminus_hub.sso.domains import PUBLIC_DOMAIN
+from terminus_hub.sso.domains import VERIFIED_ELSEWHERE
 from terminus_hub.sso.metadata import BAD_CERT
 from terminus_hub.sso.metadata import NO_REDIRECT_SSO
 from terminus_hub.sso.metadata import NO_SIGNING_CERT
@@ -359,32 +361,42 @@ def test_invalid_domains_get_a_field_error(app, client, idp, owner, domains):
 # -- which domains an admin may claim ---------------------------------------------------------
 
 
-def test_admin_may_claim_their_own_domain(app, client, idp):
+def test_admin_may_claim_any_domain_but_only_as_an_unverified_claim(app, client, idp):
     slug = make_account(app, owner_email="owner@elsewhere.example")
     factories.make_user(app, email=f"adm@{DOMAIN}")
     factories.make_membership(app, slug, f"adm@{DOMAIN}", "admin")
     sign_in(client, f"adm@{DOMAIN}")
 
-    response = upload(client, slug, idp.metadata_xml, domains=DOMAIN)
+    response = upload(client, slug, idp.metadata_xml, domains=f"{DOMAIN} beta.example")
 
     assert response.status_code == 303
-    assert connection_state(app, slug)[1] == [DOMAIN]
+    assert connection_state(app, slug)[1] == [DOMAIN, "beta.example"]
+    page = client.get(f"/a/{slug}/sso").get_data(as_text=True)
+    assert page.count("Unverified.") == 2
+    assert "_terminus-hub.beta.example" in page and "terminus-hub-verification=" in page
 
 
-@pytest.mark.parametrize("domains", ["beta.example", f"{DOMAIN} beta.example", "sub.acme.example"])
-def test_admin_may_not_claim_another_domain(app, client, idp, owner, domains):
+@pytest.mark.parametrize("domains", ["gmail.com", f"{DOMAIN} outlook.com", "mail.yahoo.com"])
+def test_public_mail_domains_cannot_be_claimed(app, client, idp, owner, domains):
     response = upload(client, owner, idp.metadata_xml, domains=domains)
 
-    assert field_error(response, "domains") == NOT_YOUR_DOMAIN.format(domain=DOMAIN)
+    assert "belongs to a public email provider" in field_error(response, "domains")
     assert connection_state(app, owner) is None
 
 
-def test_domain_of_another_account_cannot_be_claimed(app, client, idp, owner):
-    configure_sso(app, client, idp, domains=(DOMAIN,), name="Other")
+@pytest.mark.app_config(TERMINUS_PUBLIC_EMAIL_DOMAINS=["Mail.Example"])
+def test_the_setting_extends_the_public_mail_domains(app, client, idp, owner):
+    response = upload(client, owner, idp.metadata_xml, domains="mail.example")
+
+    assert field_error(response, "domains") == PUBLIC_DOMAIN.format(domain="mail.example")
+
+
+def test_domain_verified_by_another_account_cannot_be_claimed(app, client, idp, owner):
+    configure_sso(app, client, idp, domains=(DOMAIN,), name="Other")  # the operator vouched
 
     response = upload(client, owner, idp.metadata_xml)
 
-    assert field_error(response, "domains") == DOMAIN_TAKEN.format(domain=DOMAIN)
+    assert field_error(response, "domains") == VERIFIED_ELSEWHERE.format(domain=DOMAIN)
     assert connection_state(app, owner) is None
     assert connection_state(app, "other")[1] == [DOMAIN]
 
@@ -413,7 +425,7 @@ def test_enforce_before_a_test_sign_in_is_refused(app, client, idp, owner):
     assert connection_state(app, owner) is None
 
 
-def test_enforce_after_a_successful_test_sign_in(app, client, idp, owner):
+def test_enforce_after_a_successful_test_sign_in(app, client, runner, idp, owner):
     assert upload(client, owner, idp.metadata_xml).status_code == 303
     assert field_error(upload(client, owner, enforced=True), "enforced") == ENFORCE_NEEDS_TEST
     trust(client, idp, owner)
@@ -427,8 +439,11 @@ def test_enforce_after_a_successful_test_sign_in(app, client, idp, owner):
     response = upload(client, owner, enforced=True)
     assert response.status_code == 303
     assert connection_state(app, owner)[2] is True
-    # Now the email step sends the domain to the IdP.
+    # The email step sends the domain to the IdP only once the domain is verified.
     client.post("/sign_out")
+    step = client.post("/sign_in/email", data={"email": f"someone@{DOMAIN}"})
+    assert step.status_code == 200
+    assert sso_configure(runner, owner, "--domain", DOMAIN, "--verified").exit_code == 0
     step = client.post("/sign_in/email", data={"email": f"someone@{DOMAIN}"})
     assert step.status_code == 303 and step.location.startswith(f"/sso/{owner}/login")
 
@@ -455,13 +470,22 @@ def test_failed_test_sign_in_does_not_allow_enforcing(app, client, idp, owner):
     assert field_error(upload(client, owner, enforced=True), "enforced") == ENFORCE_NEEDS_TEST
 
 
-def test_anonymous_test_flag_does_not_count_as_a_test(app, client, idp):
+@pytest.mark.parametrize("who", [None, f"member@{DOMAIN}", "owner@other.example"])
+def test_only_the_accounts_owners_and_admins_may_run_a_test_sign_in(app, client, idp, who):
     slug = configure_sso(app, client, idp, owner_email=OWNER)
-    request = start_login(client, idp, slug, test="1")  # nobody signed in
+    if who is not None:
+        factories.make_user(app, email=who)
+        if who.endswith(DOMAIN):
+            factories.make_membership(app, slug, who, "member")
+        else:
+            factories.make_account(app, who, name="Other")
+        sign_in(client, who)
 
-    response = post_acs(client, slug, idp.respond(request, f"ana@{DOMAIN}"))
+    response = client.get(f"/sso/{slug}/login?test=1")
 
-    assert response.location == f"/a/{slug}/"
+    assert response.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 0
     sign_in(client, OWNER)
     assert field_error(upload(client, slug, enforced=True), "enforced") == ENFORCE_NEEDS_TEST
 
@@ -525,13 +549,13 @@ def test_cli_configures_and_enforces_in_one_line(app, client, runner, idp, metad
 
     result = sso_configure(
         runner, slug, "--domain", DOMAIN, "--domain", "Beta.Example", "--metadata",
-        str(metadata_file), "--enforce",
+        str(metadata_file), "--enforce", "--verified",
     )  # fmt: skip
 
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("\n") == 1
-    assert result.stdout == f"SSO for {slug}: acme.example, beta.example; enforced.\n"
+    assert result.stdout.splitlines()[0] == f"SSO for {slug}; enforced."
     assert connection_state(app, slug) == (idp.metadata_xml, [DOMAIN, "beta.example"], True, 1)
+    assert "acme.example: verified (operator)" in result.stdout
     step = client.post("/sign_in/email", data={"email": f"ana@{DOMAIN}"})
     assert step.status_code == 303 and step.location.startswith(f"/sso/{slug}/login")
 
@@ -544,7 +568,7 @@ def test_cli_no_enforce_switches_enforcement_off(app, runner, metadata_file):
     result = sso_configure(runner, slug, *base, "--no-enforce")
 
     assert result.exit_code == 0, result.output
-    assert result.stdout == f"SSO for {slug}: acme.example; not enforced.\n"
+    assert result.stdout.splitlines()[0] == f"SSO for {slug}; not enforced."
     assert connection_state(app, slug)[2] is False
 
 
@@ -628,7 +652,7 @@ def test_cli_domain_of_another_account(app, client, runner, idp, metadata_file):
 
     result = sso_configure(runner, slug, "--domain", DOMAIN, "--metadata", str(metadata_file))
 
-    assert_clear_error(result, f"--domain: {DOMAIN_TAKEN.format(domain=DOMAIN)}")
+    assert_clear_error(result, f"--domain: {VERIFIED_ELSEWHERE.format(domain=DOMAIN)}")
     assert connection_state(app, slug) is None
     assert connection_state(app, "other")[1] == [DOMAIN]
 

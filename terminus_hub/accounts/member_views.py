@@ -217,48 +217,59 @@ def rename(slug: str) -> Response:
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])
 def invitation(token: str) -> Response:
-    """Show an invitation; join (signed in as its email) or sign up through it (new person)."""
+    """Show an invitation; join (signed in as its email) or sign up through it (new person).
+
+    A new person, or one whose address was never confirmed, proves the address with this
+    link and chooses a password here, unless SSO enforced at their domain sends them through
+    the identity provider instead.
+    """
     row = invitations.find(token)
     if row is None:
         page = render_template("accounts/invitation_invalid.html", message=INVITATION_INVALID)
         return make_response(page, 400)
     existing = db.session.scalar(select(User).where(User.email == row.email))
     signed_in = current_user.is_authenticated
-    form = InvitationAcceptForm(
-        context=context_words(row.email), needs_account=existing is None and not signed_in
-    )
+    new_person = not signed_in and (existing is None or not existing.is_confirmed)
+    way = invitations.route(row)
+    form = InvitationAcceptForm(context=context_words(row.email), needs_account=new_person)
     if request.method == "GET" or not form.validate_on_submit():
-        return _invitation_page(row, form, existing, 422 if form.errors else 200)
-    if not signed_in and existing is not None:
+        return _invitation_page(row, form, existing, way, 422 if form.errors else 200)
+    if not signed_in and not new_person:
         return redirect(url_for("auth.sign_in", next=request.path), 303)
-    user = current_user._get_current_object() if signed_in else None
+    if new_person and not way.password:
+        return _invitation_page(row, form, existing, way, 403)
+    user = current_user._get_current_object() if signed_in else existing
     if user is None:
-        user = User(
-            email=row.email, name=form.name.data, password_hash=hash_password(form.password.data)
-        )
+        user = User(email=row.email, name=form.name.data, password_hash=None)
         db.session.add(user)
         db.session.flush()
+    if new_person:
+        user.name = " ".join(form.name.data.split())
+        user.password_hash = hash_password(form.password.data)
     try:
-        invitations.accept(row, user)
+        invitations.accept(row, user, password_set_by_proof=new_person)
     except MembershipError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(request.path, 303)
-    if not signed_in:
-        sessions.start(user)  # a new person who just proved the address and chose a password
+    if new_person:
+        sessions.start(user)  # a person who just proved the address and chose a password
     db.session.commit()
     flash(JOINED.format(name=row.account.name), "success")
     return redirect(url_for("accounts.home", slug=row.account.slug), 303)
 
 
-def _invitation_page(row, form, existing, status):  # type: ignore[no-untyped-def]
+def _invitation_page(row, form, existing, way, status):  # type: ignore[no-untyped-def]
     wrong_person = current_user.is_authenticated and current_user.email != row.email
+    sso_url = url_for("sso.login", slug=way.sso_slug, next=request.path) if way.sso_slug else None
     page = render_template(
         "accounts/invitation.html",
         invitation=row,
         form=form,
-        existing=existing,
+        existing=existing if existing is not None and existing.is_confirmed else None,
         wrong_person=wrong_person,
         not_for_you=invitations.NOT_FOR_YOU.format(email=row.email),
+        way=way,
+        sso_url=sso_url,
     )
     return make_response(page, status)

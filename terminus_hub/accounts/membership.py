@@ -16,9 +16,11 @@ from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
+from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import Workspace
+from terminus_hub.models import utcnow
 from terminus_hub.session_scope import within_scope
 
 FIRST_WORKSPACE = "Main"
@@ -108,6 +110,7 @@ def change_role(membership: Membership, role: str, actor: Membership | None) -> 
     old = membership.role
     membership.role = role
     db.session.flush()
+    withdraw_invitations_beyond(membership.account_id, membership.user_id, role)
     audit.record(
         "member.role_changed",
         account=membership.account_id,
@@ -134,8 +137,45 @@ def remove_member(membership: Membership, actor: Membership | None) -> None:
         user=membership.user_id,
         detail={"role": membership.role, "left": leaving},
     )
+    withdraw_invitations_beyond(membership.account_id, membership.user_id, None)
     db.session.delete(membership)
     db.session.flush()
+
+
+def may_grant(role_held: str | None, role_given: str) -> bool:
+    """Say whether someone holding role_held may give role_given (owners only make owners)."""
+    if role_held not in MANAGER_ROLES:
+        return False
+    return role_given != "owner" or role_held == "owner"
+
+
+def withdraw_invitations_beyond(account_id: str, user_id: str, role: str | None) -> None:
+    """Withdraw the person's pending invitations that their role (None: gone) no longer grants.
+
+    An invitation carries its inviter's authority: an owner who is removed or demoted can no
+    longer make owners through invitations sent before.
+    """
+    pending = db.session.scalars(
+        select(Invitation).where(
+            Invitation.account_id == account_id,
+            Invitation.invited_by_id == user_id,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    )
+    for invitation in pending:
+        if may_grant(role, invitation.role):
+            continue
+        invitation.revoked_at = utcnow()
+        audit.record(
+            "member.invitation_revoked",
+            account=account_id,
+            detail={
+                "email": invitation.email,
+                "role": invitation.role,
+                "reason": "the inviter can no longer grant this role",
+            },
+        )
 
 
 def _lock_owners(account_id: str) -> None:

@@ -58,21 +58,33 @@ def describe_device(user_agent: str) -> str:
 @bp.get("/sessions")
 @login_required
 def sessions_page() -> str:
-    """List this person's signed-in browsers, the current one first."""
+    """List this person's signed-in browsers, the current one first.
+
+    A session started through an account's IdP sees only itself: that IdP vouched for the
+    person towards its own account, not for their other sessions.
+    """
     current = sessions.current_session()
-    rows = db.session.scalars(
-        select(UserSession)
-        .where(UserSession.user_id == current_user.id)
-        .order_by(UserSession.last_seen_at.desc())
-    ).all()
-    rows = sorted(rows, key=lambda r: r.id != (current.id if current else None))
+    if _confined(current):
+        rows = [current]
+    else:
+        rows = db.session.scalars(
+            select(UserSession)
+            .where(UserSession.user_id == current_user.id)
+            .order_by(UserSession.last_seen_at.desc())
+        ).all()
+        rows = sorted(rows, key=lambda r: r.id != (current.id if current else None))
     return render_template(
         "accounts/sessions.html",
         rows=rows,
         current_id=current.id if current else None,
         describe=describe_device,
         form=EmptyForm(),
+        confined=_confined(current),
     )
+
+
+def _confined(current: UserSession | None) -> bool:
+    return current is not None and current.sso_account_id is not None
 
 
 @bp.post("/sessions/<session_id>/sign_out")
@@ -82,6 +94,8 @@ def sign_out_session(session_id: str) -> Response:
     if not EmptyForm().validate_on_submit():
         abort(400)
     current = sessions.current_session()
+    if _confined(current):
+        abort(404)
     result = db.session.execute(
         delete(UserSession).where(
             UserSession.id == session_id,
@@ -103,6 +117,8 @@ def sign_out_other_sessions() -> Response:
     """Sign out every session of yours except this one."""
     if not EmptyForm().validate_on_submit():
         abort(400)
+    if _confined(sessions.current_session()):
+        abort(403)
     sessions.end_all_for(current_user, keep=sessions.current_session())
     audit.record("session.revoked", user=current_user.id, detail={"which": "others"})
     db.session.commit()

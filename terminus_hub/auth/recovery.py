@@ -13,6 +13,7 @@ from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub import sessions
 from terminus_hub.auth import lockout
+from terminus_hub.auth.proof import address_proved
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import OutboxMessage
@@ -77,8 +78,7 @@ def reset_password(user: User, new_password: str) -> bool:
         db.session.rollback()
         return False
     db.session.refresh(user)
-    if user.confirmed_at is None:
-        user.confirmed_at = utcnow()  # the link proved the address
+    address_proved(user, password_set_by_proof=True)  # the link proved the address
     lockout.clear(user)
     sessions.end_all_for(user, keep=sessions.current_session_of(user))
     send_email(user.email, "password_changed", user=user)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import delete
 from sqlalchemy import select
 
 from terminus_hub.extensions import db
@@ -15,14 +14,16 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.sso import domains as domains_module
+from terminus_hub.sso.domains import DomainError
+from terminus_hub.sso.domains import claim
+from terminus_hub.sso.domains import release
 from terminus_hub.sso.metadata import MetadataError
 from terminus_hub.sso.metadata import inspect_idp_metadata
 
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 DOMAIN_INVALID = "“{domain}” is not a domain name such as example.com."
-DOMAIN_TAKEN = "{domain} already belongs to another account’s single sign-on."
 DOMAINS_REQUIRED = "Give at least one email domain."
-NOT_YOUR_DOMAIN = "You can claim only the domain of your own confirmed email ({domain})."
 ENFORCE_NEEDS_TEST = "Sign in once through the identity provider (Test sign-in) before enforcing."
 
 
@@ -56,12 +57,27 @@ def connection_of(account: Account) -> SsoConnection | None:
 
 
 def connection_for_email(email: str) -> SsoConnection | None:
-    """Return the SSO connection that serves this email's domain, if any."""
+    """Return the SSO connection holding this email's domain verified, if any.
+
+    Only a verified domain routes people, blocks passwords and lets the IdP create people.
+    """
     return db.session.scalar(
         select(SsoConnection)
         .join(SsoDomain, SsoDomain.connection_id == SsoConnection.id)
-        .where(SsoDomain.domain == email_domain(email))
+        .where(SsoDomain.domain == email_domain(email), SsoDomain.verified_at.is_not(None))
     )
+
+
+def find_claim(connection: SsoConnection | None, domain: str) -> SsoDomain | None:
+    """Return the connection's claim (verified or not) on a domain, if any."""
+    wanted = domain.strip().lower().rstrip(".")
+    claims = connection.domains if connection is not None else []
+    return next((d for d in claims if d.domain == wanted), None)
+
+
+def claim_for_email(connection: SsoConnection, email: str) -> SsoDomain | None:
+    """Return the connection's claim (verified or not) on this email's domain, if any."""
+    return find_claim(connection, email_domain(email))
 
 
 def password_blocked(user: User) -> bool:
@@ -79,18 +95,22 @@ def password_blocked(user: User) -> bool:
 
 def configure(
     account: Account,
-    domains: list[str],
-    metadata_xml: str | None,
-    enforce: bool,
     *,
+    metadata_xml: str | None,
     by_operator: bool,
-    admin: User | None = None,
+    domains: list[str] | None = None,
+    add: list[str] | tuple[str, ...] = (),
+    remove: list[str] | tuple[str, ...] = (),
+    enforce: bool | None = None,
+    vouch: bool = False,
 ) -> SsoConnection:
-    """Set an account's SSO domains, IdP metadata and enforcement, checking every rule.
+    """Change an account's SSO: IdP metadata, domain claims and enforcement, checking each rule.
 
-    Operators (the CLI) may claim any domain and enforce at once; from the web an admin may
-    claim only the domain of their own confirmed email, and enforce only after a test sign-in
-    through the current metadata succeeded.
+    ``domains`` (the settings page) is the whole list: claims not in it are dropped, new ones
+    added. ``add`` and ``remove`` (the CLI) change only the domains they name, and ``enforce``
+    None leaves enforcement as it is. New claims start unverified with their own token;
+    ``vouch`` (operators only) verifies the domains in ``add`` without DNS. From the web,
+    enforcing needs a test sign-in through the current metadata.
     """
     connection = connection_of(account)
     if metadata_xml is None and connection is None:
@@ -99,42 +119,30 @@ def configure(
         info = inspect_idp_metadata(metadata_xml)
         if info.expired(utcnow()):
             raise MetadataError(info.expiry_message())
-    _check_domains(account, connection, domains, by_operator, admin)
     if connection is None:
-        connection = SsoConnection(account_id=account.id, idp_metadata_xml=metadata_xml)
+        connection = SsoConnection(account=account, idp_metadata_xml=metadata_xml)
         db.session.add(connection)
     elif metadata_xml is not None and metadata_xml != connection.idp_metadata_xml:
         connection.idp_metadata_xml = metadata_xml
         connection.metadata_version += 1
         connection.tested_at = None  # a new IdP must prove itself again
-    if enforce and not by_operator and connection.tested_at is None:
-        raise ConfigurationError("enforced", ENFORCE_NEEDS_TEST)
-    connection.enforced = enforce
-    db.session.flush()
-    db.session.execute(delete(SsoDomain).where(SsoDomain.connection_id == connection.id))
-    db.session.add_all(SsoDomain(domain=d, connection_id=connection.id) for d in domains)
+    current = {d.domain for d in connection.domains}
+    wanted = set(domains) if domains is not None else (current | set(add)) - set(remove)
+    try:
+        for domain in sorted(current - wanted):
+            release(connection, domain)
+        for domain in sorted(wanted):
+            row = claim(connection, domain)
+            if vouch and by_operator and domain in add:
+                db.session.flush()
+                domains_module.vouch(row)
+    except DomainError as exc:
+        raise ConfigurationError("domains", str(exc)) from None
+    if not connection.domains:
+        raise ConfigurationError("domains", DOMAINS_REQUIRED)
+    if enforce is not None:
+        if enforce and not by_operator and connection.tested_at is None:
+            raise ConfigurationError("enforced", ENFORCE_NEEDS_TEST)
+        connection.enforced = enforce
     db.session.flush()
     return connection
-
-
-def _check_domains(
-    account: Account,
-    connection: SsoConnection | None,
-    domains: list[str],
-    by_operator: bool,
-    admin: User | None,
-) -> None:
-    owned = {d.domain for d in connection.domains} if connection else set()
-    for domain in domains:
-        holder = db.session.scalar(
-            select(SsoConnection.account_id)
-            .join(SsoDomain, SsoDomain.connection_id == SsoConnection.id)
-            .where(SsoDomain.domain == domain)
-        )
-        if holder is not None and holder != account.id:
-            raise ConfigurationError("domains", DOMAIN_TAKEN.format(domain=domain))
-        if by_operator or domain in owned:
-            continue
-        own = email_domain(admin.email) if admin and admin.is_confirmed else None
-        if domain != own:
-            raise ConfigurationError("domains", NOT_YOUR_DOMAIN.format(domain=own or "none"))

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import ipaddress
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
 from cryptography import x509
@@ -27,6 +29,10 @@ NOT_ONE_IDP = "The metadata must describe exactly one identity provider."
 NO_SIGNING_CERT = "The metadata has no signing certificate for the identity provider."
 NO_REDIRECT_SSO = "The metadata has no single sign-on URL with the HTTP-Redirect binding."
 TOO_LARGE = "The metadata file is too large."
+INSECURE_SSO_URL = (
+    "The single sign-on URL must start with https:// (plain http:// only for a development "
+    "identity provider on this machine: localhost, 127.0.0.1 or ::1)."
+)
 BAD_CERT = "Paste the certificate in PEM form (-----BEGIN CERTIFICATE----- …)."
 NOT_UTF8 = "The metadata file must be XML text (UTF-8)."
 EXPIRED = (
@@ -95,12 +101,34 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
         services = []
     if not services:
         raise MetadataError(NO_REDIRECT_SSO)
+    sso_url = services[0]["location"]
+    if not secure_sso_url(sso_url):
+        raise MetadataError(INSECURE_SSO_URL)
     return IdpInfo(
         entity_id=entity_id,
-        sso_url=services[0]["location"],
+        sso_url=sso_url,
         certificates=certificates,
         valid_until=_valid_until(xml),
     )
+
+
+def secure_sso_url(url: str) -> bool:
+    """Say whether people may be sent to this IdP URL: https, or http on a loopback host."""
+    try:
+        parts = urlsplit(url.strip())
+        host = parts.hostname or ""
+    except ValueError:
+        return False
+    if parts.scheme == "https" and host:
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _certificates(listed: list[tuple[str | None, str]]) -> tuple[x509.Certificate, ...]:

@@ -49,6 +49,7 @@ from terminus_hub.sso import signed
 from terminus_hub.sso.connections import email_domain
 from terminus_hub.sso.credentials import ensure_keypair
 from terminus_hub.sso.metadata import IdpInfo
+from terminus_hub.sso.metadata import MetadataError
 from terminus_hub.sso.metadata import inspect_idp_metadata
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,11 @@ class SsoFailure(Exception):
     """A response that must not sign anyone in; the message is the reason, for the log only."""
 
 
-class MetadataExpired(Exception):
+class MetadataUnusable(Exception):
+    """The stored IdP metadata can no longer serve sign-ins; the message says why."""
+
+
+class MetadataExpired(MetadataUnusable):
     """The connection's IdP metadata is past its validUntil; the message says what to do."""
 
 
@@ -154,8 +159,14 @@ def sp_metadata_xml(account: Account) -> str:
 
 
 def current_idp(connection: SsoConnection) -> IdpInfo:
-    """Return the connection's IdP, or raise MetadataExpired when its metadata has expired."""
-    idp = inspect_idp_metadata(connection.idp_metadata_xml)
+    """Return the connection's IdP, or raise MetadataUnusable (MetadataExpired if it expired).
+
+    Metadata stored before a rule was tightened (an http:// sign-on URL) fails here too.
+    """
+    try:
+        idp = inspect_idp_metadata(connection.idp_metadata_xml)
+    except MetadataError as exc:
+        raise MetadataUnusable(str(exc)) from None
     if idp.expired(utcnow()):
         raise MetadataExpired(idp.expiry_message())
     return idp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Response
@@ -21,7 +22,9 @@ from terminus_hub import audit
 from terminus_hub import sessions
 from terminus_hub.accounts.membership import account_by_slug
 from terminus_hub.accounts.membership import member_account_or_404
+from terminus_hub.accounts.membership import membership_of
 from terminus_hub.auth import limits
+from terminus_hub.auth.forms import EmptyForm
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
@@ -29,13 +32,18 @@ from terminus_hub.models import Account
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
+from terminus_hub.session_scope import within_scope
+from terminus_hub.sso import dns_proof
+from terminus_hub.sso import domains
 from terminus_hub.sso import saml
 from terminus_hub.sso.connections import ConfigurationError
+from terminus_hub.sso.connections import claim_for_email
 from terminus_hub.sso.connections import configure
 from terminus_hub.sso.connections import connection_of
 from terminus_hub.sso.forms import SsoSettingsForm
 from terminus_hub.sso.metadata import MetadataError
 from terminus_hub.sso.metadata import build_idp_metadata
+from terminus_hub.sso.provisioning import NotProvisioned
 from terminus_hub.sso.provisioning import provision
 
 bp = Blueprint("sso", __name__)
@@ -47,6 +55,10 @@ SAVED = "Single sign-on settings saved."
 METADATA_EXPIRED = (
     "Single sign-on is unavailable: this account’s identity provider metadata has expired. "
     "An owner or admin must upload fresh metadata on the account’s single sign-on page."
+)
+METADATA_UNUSABLE = (
+    "Single sign-on is unavailable: this account’s identity provider settings are no longer "
+    "accepted. An owner or admin must upload fresh metadata on the account’s single sign-on page."
 )
 
 
@@ -69,21 +81,53 @@ def metadata(slug: str) -> Response:
     return response
 
 
-@bp.get("/sso/<slug>/login")
+@bp.route("/sso/<slug>/login", methods=["GET", "POST"])
 @limits.sso
 def login(slug: str) -> Response:
-    """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect)."""
+    """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect).
+
+    Only an account with a verified domain is sent there straight from a GET: for any other,
+    a GET shows where the button leads and the redirect needs a POST from that page (CSRF),
+    so our address never bounces anyone to a URL an unproven account typed in. ``test=1``
+    (the settings page's test sign-in) is for the account's owners and admins only.
+    """
     account, connection = _configured(slug)
-    is_test = request.args.get("test") == "1" and current_user.is_authenticated
+    is_test = request.args.get("test") == "1"
+    if is_test and not _manages(account):
+        abort(403)
     next_path = safe_next(request.args.get("next"))
+    if request.method == "POST":
+        if not EmptyForm().validate_on_submit():
+            abort(400)
+    elif not is_test and not any(d.is_verified for d in connection.domains):
+        try:
+            idp = saml.current_idp(connection)
+        except saml.MetadataUnusable as exc:
+            return _metadata_unusable(account, exc)
+        page = render_template(
+            "sso/continue.html",
+            account=account,
+            idp_host=urlsplit(idp.sso_url).hostname,
+            form=EmptyForm(),
+            next_path=next_path,
+        )
+        return make_response(page)
     try:
         location, request_id = saml.start_login(account, connection, next_path, is_test)
-    except saml.MetadataExpired as exc:
-        return _metadata_expired(account, str(exc))
+    except saml.MetadataUnusable as exc:
+        return _metadata_unusable(account, exc)
     response = redirect(location, 303)
     binding = saml.bind_to_browser(request.cookies.get(saml.BINDING_COOKIE), request_id)
     _set_binding(response, binding)
     return response
+
+
+def _manages(account: Account) -> bool:
+    """Say whether the signed-in person is an owner or admin of the account, in this session."""
+    if not current_user.is_authenticated or not within_scope([account]):
+        return False
+    membership = membership_of(current_user, account)
+    return membership is not None and membership.role in MANAGER_ROLES
 
 
 @bp.post("/sso/<slug>/acs")
@@ -102,11 +146,17 @@ def acs(slug: str) -> Response:
         )
     except saml.SsoFailure as exc:
         return _failed(slug, str(exc), account)
-    except saml.MetadataExpired as exc:
-        return _metadata_expired(account, str(exc))
+    except saml.MetadataUnusable as exc:
+        return _metadata_unusable(account, exc)
+    claim = claim_for_email(connection, asserted.email)
+    try:
+        user = provision(
+            account, asserted.email, domain_verified=claim is not None and claim.is_verified
+        )
+    except NotProvisioned as exc:
+        return _failed(slug, str(exc), account)
     if asserted.is_test:
         connection.tested_at = utcnow()
-    user = provision(account, asserted.email)
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
     row = sessions.start(user)  # clears the pre-sign-in session, so flash only after it
     row.sso_account_id = account.id
@@ -141,12 +191,14 @@ def _set_binding(response: Response, value: str) -> None:
     )
 
 
-def _metadata_expired(account: Account, message: str) -> Response:
+def _metadata_unusable(account: Account, exc: saml.MetadataUnusable) -> Response:
     db.session.rollback()
-    log.warning("authn_login_fail method=saml account=%r reason='metadata expired'", account.slug)
+    message = str(exc)
+    log.warning("authn_login_fail method=saml account=%r reason=%r", account.slug, message[:300])
     audit.record("sso.metadata_expired", account=account, detail={"message": message})
     db.session.commit()
-    page = render_template("sso/failed.html", message=METADATA_EXPIRED, detail=message)
+    headline = METADATA_EXPIRED if isinstance(exc, saml.MetadataExpired) else METADATA_UNUSABLE
+    page = render_template("sso/failed.html", message=headline, detail=message)
     return make_response(page, 409)
 
 
@@ -169,26 +221,70 @@ def settings(slug: str) -> Response:
     connection = connection_of(account)
     form = SsoSettingsForm()
     if request.method == "GET":
-        form = SsoSettingsForm(
-            formdata=None,
-            domains=" ".join(d.domain for d in connection.domains) if connection else "",
-            enforced=connection.enforced if connection else False,
-        )
+        form = _settings_form(connection)
     elif form.validate_on_submit() and _save(account, form):
         flash(SAVED, "success")
         return redirect(url_for("sso.settings", slug=account.slug), 303)
+    return _settings_page(account, connection, form, 422 if form.errors else 200)
+
+
+def _settings_page(
+    account: Account,
+    connection: SsoConnection | None,
+    form: SsoSettingsForm,
+    status: int = 200,
+    check: tuple[str, dns_proof.Check] | None = None,
+) -> Response:
     entity_id, acs_url = saml.sp_urls(account)
-    status = 422 if form.errors else 200
     page = render_template(
         "sso/settings.html",
         account=account,
         connection=connection,
         form=form,
+        action_form=EmptyForm(formdata=None),
         entity_id=entity_id,
         acs_url=acs_url,
         metadata_problem=_metadata_problem(connection),
+        record_name=dns_proof.record_name,
+        record_value=dns_proof.record_value,
+        check=check,
     )
     return make_response(page, status)
+
+
+@bp.post("/a/<slug>/sso/domains/<domain>/verify")
+@login_required
+@limits.sso
+def verify_domain(slug: str, domain: str) -> Response:
+    """Look for the domain's TXT record now and answer the settings page with what was found."""
+    account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
+    connection = connection_of(account)
+    claim = (
+        next((d for d in connection.domains if d.domain == domain), None) if connection else None
+    )
+    if claim is None:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        abort(400)
+    try:
+        result = domains.verify(claim)
+    except domains.DomainError as exc:
+        db.session.rollback()
+        result = dns_proof.Check(dns_proof.Outcome.WRONG_VALUE, str(exc))
+    else:
+        db.session.commit()
+    form = _settings_form(connection)
+    return _settings_page(account, connection, form, 200, check=(domain, result))
+
+
+def _settings_form(connection: SsoConnection | None) -> SsoSettingsForm:
+    return SsoSettingsForm(
+        formdata=None,
+        domains=" ".join(d.domain for d in connection.domains) if connection else "",
+        enforced=connection.enforced if connection else False,
+    )
 
 
 def _metadata_problem(connection: SsoConnection | None) -> str | None:
@@ -197,7 +293,7 @@ def _metadata_problem(connection: SsoConnection | None) -> str | None:
         return None
     try:
         saml.current_idp(connection)
-    except saml.MetadataExpired as exc:
+    except saml.MetadataUnusable as exc:
         return str(exc)
     return None
 
@@ -211,11 +307,10 @@ def _save(account: Account, form: SsoSettingsForm) -> bool:
             )
         configure(
             account,
-            form.domain_list,
-            metadata_xml,
-            form.enforced.data,
+            metadata_xml=metadata_xml,
             by_operator=False,
-            admin=current_user,
+            domains=form.domain_list,
+            enforce=bool(form.enforced.data),
         )
         audit.record(
             "sso.settings_changed",
