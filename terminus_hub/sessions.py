@@ -109,6 +109,9 @@ def _load_user(user_id: str) -> User | None:
 
 def start(user: User) -> UserSession:
     """Sign a person in with a new session id, discarding everything from before."""
+    previous = session.get(SESSION_KEY)
+    if isinstance(previous, str):  # this browser's earlier session ends, row and all
+        db.session.execute(delete(UserSession).where(UserSession.token_hash == _hash(previous)))
     session.clear()  # the pre-sign-in session (and its CSRF token) is gone
     token = secrets.token_urlsafe(32)
     row = UserSession(

@@ -85,8 +85,10 @@ def make_sso(
     *,
     metadata: str | None = None,
     domains: tuple[str, ...] = (DOMAIN,),
+    verified: bool = True,
 ) -> Sso:
-    """An account owned by OWNER with SSO through ``signer`` (or the given metadata)."""
+    """An account owned by OWNER with SSO through ``signer`` (or the given metadata); its
+    domains verified (as an operator's --verified does) unless told otherwise."""
     factories.make_user(app, email=OWNER)
     slug = factories.make_account(app, OWNER, name="Acme")
     with app.app_context():
@@ -97,7 +99,7 @@ def make_sso(
             by_operator=True,
             add=list(domains),
             enforce=False,
-            vouch=True,
+            vouch=verified,
         )
         db.session.commit()
     return Sso(app=app, client=client, signer=signer, slug=slug)
