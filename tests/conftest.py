@@ -24,7 +24,7 @@ from terminus_hub.models import OutboxMessage
 from tests import factories
 
 # SSO fixtures (SP key, independent IdP, an account with SSO) live in their own module.
-pytest_plugins = ["tests.sso_fixtures"]
+pytest_plugins = ["tests.sso_fixtures", "tests.dns_server"]
 
 BASE_CONFIG: dict[str, Any] = {
     "TESTING": True,
