@@ -33,7 +33,15 @@ def sso_slug(hub: Hub, idp: IdpServer, tmp_path_factory: pytest.TempPathFactory)
     metadata = tmp_path_factory.mktemp("sso") / "idp-metadata.xml"
     metadata.write_text(idp.metadata_xml)
     output = hub.cli(
-        "sso", "configure", slug, "--domain", DOMAIN, "--metadata", str(metadata), "--enforce"
+        "sso",
+        "configure",
+        slug,
+        "--domain",
+        DOMAIN,
+        "--metadata",
+        str(metadata),
+        "--enforce",
+        "--verified",
     )
     assert "enforced" in output, output
     # The IdP learns the SP from the metadata the app serves, as an IdP administrator would.
