@@ -240,7 +240,12 @@ def configure_sso(
     except MetadataError as exc:
         raise click.ClickException(f"--metadata: {exc}") from exc
     except ConfigurationError as exc:
-        flag = {"domains": "--domain", "metadata": "--metadata", "enforced": "--enforce"}
+        flag = {
+            "domains": "--domain",
+            "remove_domain": "--remove-domain",
+            "metadata": "--metadata",
+            "enforced": "--enforce",
+        }
         raise click.ClickException(f"{flag.get(exc.field, '--' + exc.field)}: {exc}") from exc
     audit.record(
         "sso.settings_changed",

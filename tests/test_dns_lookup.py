@@ -140,3 +140,30 @@ def test_nameserver_settings(setting, expected):
 def test_bad_nameserver_settings(setting):
     with pytest.raises(NameserverSettingError):
         parse_nameservers(setting)
+
+
+def test_a_dead_first_nameserver_leaves_time_for_the_next(app, dns_server):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as dead:
+        dead.bind(("127.0.0.1", 0))  # bound, never answers
+        app.config["TERMINUS_DNS_NAMESERVERS"] = [
+            f"127.0.0.1:{dead.getsockname()[1]}",
+            dns_server.address,
+        ]
+        app.config["TERMINUS_DNS_TIMEOUT"] = 1
+        dns_server.set_txt(NAME, RIGHT)
+
+        with app.app_context():
+            result = dns_proof.check("acme.example", "tok3n")
+
+    assert result.outcome is Outcome.VERIFIED
+
+
+@pytest.mark.parametrize("timeout", ["soon", 0, -1])
+def test_a_bad_timeout_setting_is_a_clear_result_not_a_crash(app, timeout):
+    app.config["TERMINUS_DNS_TIMEOUT"] = timeout
+
+    with app.app_context():
+        result = dns_proof.check("acme.example", "tok3n")
+
+    assert result.outcome is Outcome.UNREACHABLE
+    assert "TERMINUS_DNS_TIMEOUT" in result.message

@@ -48,3 +48,52 @@ def test_upgrade_from_nothing_matches_the_models(empty_database_url, tmp_path):
         downgrade(revision="base")
         assert set(inspect(db.engine).get_table_names()) <= {"alembic_version"}
         db.engine.dispose()
+
+
+def test_existing_sso_domains_become_unverified_claims_and_come_back_on_downgrade(
+    empty_database_url, tmp_path
+):
+    app = create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": empty_database_url},
+        instance_path=str(tmp_path / "instance"),
+    )
+    with app.app_context():
+        upgrade(revision="44188a920f33")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, slug, name, created_at) "
+                    "VALUES ('acc_1', 'acme', 'Acme', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sso_connections (id, account_id, idp_metadata_xml, "
+                    "metadata_version, enforced, updated_at) "
+                    "VALUES ('sso_1', 'acc_1', '<x/>', 1, true, CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO sso_domains (domain, connection_id) "
+                    "VALUES ('acme.example', 'sso_1'), ('acme.io', 'sso_1')"
+                )
+            )
+
+        upgrade()
+        with db.engine.connect() as conn:
+            rows = conn.execute(
+                text(
+                    "SELECT domain, verified_at, verification_token, id FROM sso_domains "
+                    "ORDER BY domain"
+                )
+            ).all()
+        assert [(r[0], r[1]) for r in rows] == [("acme.example", None), ("acme.io", None)]
+        assert all(len(r[2]) >= 32 for r in rows) and rows[0][2] != rows[1][2]
+        assert all(r[3].startswith("dom_") for r in rows)
+
+        downgrade(revision="44188a920f33")
+        with db.engine.connect() as conn:
+            kept = conn.execute(text("SELECT domain, connection_id FROM sso_domains")).all()
+        assert sorted(kept) == [("acme.example", "sso_1"), ("acme.io", "sso_1")]
+        db.engine.dispose()

@@ -558,3 +558,12 @@ def test_housekeeping_deletes_expired_rows(app, client, signer, runner):
     assert "2 saml_requests" in result.output
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 1
+
+
+def test_removing_a_domain_that_is_not_claimed_is_a_clear_error(app, client, signer, runner):
+    sso = make_sso(app, client, signer)
+
+    result = runner.invoke(args=["sso", "configure", sso.slug, "--remove-domain", "beta.example"])
+
+    assert result.exit_code == 1
+    assert "--remove-domain: beta.example is not one of this account’s domains." in result.stderr

@@ -24,6 +24,7 @@ from terminus_hub.sso.metadata import inspect_idp_metadata
 _DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 DOMAIN_INVALID = "“{domain}” is not a domain name such as example.com."
 DOMAINS_REQUIRED = "Give at least one email domain."
+NOT_CLAIMED = "{domain} is not one of this account’s domains."
 ENFORCE_NEEDS_TEST = "Sign in once through the identity provider (Test sign-in) before enforcing."
 
 
@@ -127,6 +128,9 @@ def configure(
         connection.metadata_version += 1
         connection.tested_at = None  # a new IdP must prove itself again
     current = {d.domain for d in connection.domains}
+    for domain in remove:
+        if domain not in current:
+            raise ConfigurationError("remove_domain", NOT_CLAIMED.format(domain=domain))
     wanted = set(domains) if domains is not None else (current | set(add)) - set(remove)
     try:
         for domain in sorted(current - wanted):

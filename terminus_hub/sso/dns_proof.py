@@ -98,18 +98,28 @@ def _resolver() -> dns.resolver.Resolver:
     resolver = dns.resolver.Resolver(configure=not nameservers)
     if nameservers:
         resolver.nameservers = parse_nameservers(nameservers)
-    timeout = float(config["TERMINUS_DNS_TIMEOUT"])
-    resolver.timeout = timeout  # per nameserver try
+    timeout = _timeout()
     resolver.lifetime = timeout  # the whole lookup
+    # Each try gets its share, so a dead first nameserver leaves time to ask the next.
+    resolver.timeout = timeout / max(1, len(resolver.nameservers))
     resolver.cache = None  # a removed record must be noticed at once
     return resolver
+
+
+def _timeout() -> float:
+    try:
+        timeout = float(current_app.config["TERMINUS_DNS_TIMEOUT"])
+    except (TypeError, ValueError):
+        raise NameserverSettingError("TERMINUS_DNS_TIMEOUT must be a number of seconds.") from None
+    if not 0 < timeout <= 60:
+        raise NameserverSettingError("TERMINUS_DNS_TIMEOUT must be between 0 and 60 seconds.")
+    return timeout
 
 
 def check(domain: str, token: str) -> Check:
     """Look up the domain's TXT record now and say whether it carries this token."""
     name = record_name(domain)
     wanted = record_value(token)
-    timeout = current_app.config["TERMINUS_DNS_TIMEOUT"]
     try:
         answer = _resolver().resolve(
             dns.name.from_text(name), dns.rdatatype.TXT, search=False, raise_on_no_answer=True
@@ -121,7 +131,7 @@ def check(domain: str, token: str) -> Check:
     except dns.resolver.LifetimeTimeout:
         return Check(
             Outcome.UNREACHABLE,
-            f"DNS did not answer for {name} within {timeout} seconds. Try again later.",
+            f"DNS did not answer for {name} within {_timeout():g} seconds. Try again later.",
         )
     except dns.resolver.NoNameservers:
         return Check(
