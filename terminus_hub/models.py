@@ -262,6 +262,8 @@ class SamlRequest(db.Model):
     next_path: Mapped[str | None] = mapped_column(String(2000))
     # A test sign-in from the SSO settings page, which may then switch enforcement on.
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who started a test sign-in: at an unverified domain it may sign in only them.
+    started_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 

@@ -50,7 +50,7 @@ def test_upgrade_from_nothing_matches_the_models(empty_database_url, tmp_path):
         db.engine.dispose()
 
 
-def test_existing_sso_domains_become_unverified_claims_and_come_back_on_downgrade(
+def test_existing_sso_domains_become_unverified_claims_and_only_proven_ones_go_back(
     empty_database_url, tmp_path
 ):
     app = create_app(
@@ -92,8 +92,16 @@ def test_existing_sso_domains_become_unverified_claims_and_come_back_on_downgrad
         assert all(len(r[2]) >= 32 for r in rows) and rows[0][2] != rows[1][2]
         assert all(r[3].startswith("dom_") for r in rows)
 
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "UPDATE sso_domains SET verified_at = CURRENT_TIMESTAMP "
+                    "WHERE domain = 'acme.io'"
+                )
+            )
         downgrade(revision="44188a920f33")
         with db.engine.connect() as conn:
             kept = conn.execute(text("SELECT domain, connection_id FROM sso_domains")).all()
-        assert sorted(kept) == [("acme.example", "sso_1"), ("acme.io", "sso_1")]
+        # The old schema trusts every row: only the verified claim may go back.
+        assert kept == [("acme.io", "sso_1")]
         db.engine.dispose()

@@ -206,6 +206,7 @@ def test_adfs_encryption_key_does_not_verify_responses(
     slug = make_account(app)
     assert auth.sign_in(OWNER).status_code == 303
     assert upload(client, slug, metadata_for(ADFS, signers["adfs"], other_key)).status_code == 303
+    vouch(app, slug, DOMAIN)
     browser = app.test_client()
     sso = Sso(app=app, client=browser, signer=other_key, slug=slug)  # the encryption key
 

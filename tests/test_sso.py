@@ -853,10 +853,9 @@ def test_an_accounts_idp_cannot_open_another_account_of_an_existing_user(app, cl
         content_type="multipart/form-data",
     )
     assert saved.status_code == 303
-    client.post("/sign_out")
     trust(client, idp, eve.account_slug)
 
-    request = start_login(client, idp, eve.account_slug)
+    request = start_login(client, idp, eve.account_slug, test="1")  # Eve's own test sign-in
     response = post_acs(client, eve.account_slug, idp.respond(request, victim.email))
 
     # Refusing the assertion (403) or keeping the session to Eve's account would both do.

@@ -285,3 +285,15 @@ def test_operator_vouched_domains_are_not_rechecked(app, client, runner, signer)
 
     assert "0 still verified" in recheck(runner)
     assert claim_of(app, slug).is_verified
+
+
+def test_vouching_for_a_dns_verified_domain_stops_its_recheck(app, runner, verified, dns_server):
+    vouched = runner.invoke(args=["sso", "configure", verified, "--domain", DOMAIN, "--verified"])
+    assert vouched.exit_code == 0, vouched.output
+    dns_server.remove(RECORD)
+
+    outputs = [recheck(runner) for _ in range(2)]
+
+    assert all("0 still verified" in out for out in outputs)
+    assert claim_of(app, verified).verified_by == "operator"
+    assert claim_of(app, verified).is_verified

@@ -6,7 +6,9 @@ account, runs her own IdP (the independent signer) and claims a domain she does 
 
 from __future__ import annotations
 
+import hashlib
 import io
+import secrets
 from typing import Any
 
 import pytest
@@ -34,6 +36,7 @@ from tests.sso_helpers import DOMAIN
 from tests.sso_helpers import OWNER
 from tests.sso_helpers import Sso
 from tests.sso_helpers import make_sso
+from tests.sso_helpers import signed_in_emails
 from tests.sso_helpers import vouch
 
 EVE = f"eve@{DOMAIN}"  # signed up herself at the shared domain
@@ -96,35 +99,62 @@ def test_an_unverified_claim_does_not_route_or_block_anyone(app, client, signer)
 def test_an_unverified_idp_cannot_sign_in_or_add_a_non_member(app, client, signer, caplog):
     factories.make_person(app, email=VIC)
     eve = eve_claims_and_enforces(app, client, signer)
+    assert sign_in(client, EVE).status_code == 303
 
-    answer = eve.post(eve.respond(eve.start(), VIC))
+    answer = eve.post(eve.respond(eve.start(test="1"), VIC))  # her test sign-in, as Vic
 
     assert answer.status_code == 403
-    assert "not verified" in caplog.text and "not a member" in caplog.text
-    assert memberships(app, VIC) != [] and "eve" not in memberships(app, VIC)
-    with app.app_context():
-        assert db.session.scalars(select(UserSession)).all() == []
-        assert db.session.scalar(select(User).where(User.email == f"new@{DOMAIN}")) is None
+    assert "not verified" in caplog.text
+    assert "eve" not in memberships(app, VIC)
+    assert VIC not in signed_in_emails(app)
 
 
 def test_an_unverified_idp_cannot_create_people(app, client, signer):
     eve = eve_claims_and_enforces(app, client, signer)
+    assert sign_in(client, EVE).status_code == 303
 
-    answer = eve.post(eve.respond(eve.start(), f"new@{DOMAIN}"))
+    answer = eve.post(eve.respond(eve.start(test="1"), f"new@{DOMAIN}"))
 
     assert answer.status_code == 403
     with app.app_context():
         assert db.session.scalar(select(User).where(User.email == f"new@{DOMAIN}")) is None
 
 
-def test_an_unverified_idp_signs_in_existing_members_of_its_account(app, client, signer):
+def test_an_unverified_idp_is_used_only_for_the_managers_own_test(app, client, signer):
     eve = eve_claims_and_enforces(app, client, signer)
     factories.make_user(app, email=f"bob@{DOMAIN}")
     factories.make_membership(app, eve.slug, f"bob@{DOMAIN}", "member")
 
-    answer = eve.post(eve.respond(eve.start(), f"bob@{DOMAIN}"))
+    bare = client.get(f"/sso/{eve.slug}/login")
+    assert sign_in(client, EVE).status_code == 303
+    as_bob = eve.post(eve.respond(eve.start(test="1"), f"bob@{DOMAIN}"))
 
-    assert answer.status_code == 303 and answer.location == f"/a/{eve.slug}/"
+    assert bare.status_code == 409
+    assert "not active yet" in bare.get_data(as_text=True)
+    assert as_bob.status_code == 403  # an existing member, but not the one testing
+
+
+def test_an_admin_cannot_sign_in_as_the_owner_through_an_unverified_claim(app, client, signer):
+    owner = factories.make_person(app, email="olivia@ownerco.example")
+    factories.make_user(app, email=f"adam@{DOMAIN}")
+    factories.make_membership(app, owner.account_slug, f"adam@{DOMAIN}", "admin")
+    assert sign_in(client, f"adam@{DOMAIN}").status_code == 303
+    saved = client.post(
+        f"/a/{owner.account_slug}/sso",
+        data={
+            "domains": "ownerco.example",
+            "metadata": (io.BytesIO(signer.metadata().encode()), "i.xml"),
+        },
+        content_type="multipart/form-data",
+    )
+    assert saved.status_code == 303  # claiming is harmless now
+    sso = Sso(app=app, client=client, signer=signer, slug=owner.account_slug)
+
+    answer = sso.post(sso.respond(sso.start(test="1"), owner.email))
+
+    assert answer.status_code == 403
+    assert owner.email not in signed_in_emails(app)
+    assert memberships(app, owner.email) == [owner.account_slug]
 
 
 def test_the_real_company_can_claim_and_verify_and_the_squatter_loses(app, client, signer):
@@ -269,21 +299,25 @@ def test_proof_ends_the_unconfirmed_users_sessions(app, client, signer):
     sso = make_sso(app, client, signer)
     pre_register(app, VIC)
     factories.make_membership(app, sso.slug, VIC, "member")
-    # Eve's session as the unconfirmed VIC, held before the real owner arrives.
+    # A session held as the unconfirmed VIC before the real owner arrives (however it was got).
     eve = app.test_client()
+    token = secrets.token_urlsafe(32)
     with app.app_context():
-        connection = db.session.scalar(select(SsoConnection))
-        claim = connection.domains[0]
-        claim.verified_at = None  # an unverified IdP signs in existing members only
+        vic = db.session.scalar(select(User).where(User.email == VIC))
+        db.session.add(
+            UserSession(token_hash=hashlib.sha256(token.encode()).hexdigest(), user_id=vic.id)
+        )
         db.session.commit()
-    assert sso.post(sso.respond(sso.start(eve), VIC), client=eve).status_code == 303
+        vic_id = vic.id
+    with eve.session_transaction() as cookie:
+        cookie["sid"] = token
+        cookie["_user_id"] = vic_id
     assert eve.get(f"/a/{sso.slug}/").status_code == 200
-    vouch(app, sso.slug, DOMAIN)
 
     answer = sso.post(sso.respond(sso.start(), VIC))
 
     assert answer.status_code == 303
-    assert eve.get(f"/a/{sso.slug}/").status_code == 302  # Eve's session is gone
+    assert eve.get(f"/a/{sso.slug}/").status_code == 302  # that session is gone
     assert client.get(f"/a/{sso.slug}/").status_code == 200
 
 
@@ -434,10 +468,12 @@ def test_a_bare_get_without_a_verified_domain_redirects_nowhere(app, client, sig
     sso = make_sso(app, client, signer, verified=False)
 
     response = client.get(f"/sso/{sso.slug}/login")
+    posted = client.post(f"/sso/{sso.slug}/login")
 
-    assert response.status_code == 200
+    assert response.status_code == 409
     assert "Location" not in response.headers
-    assert "idp.independent.example" in response.get_data(as_text=True)  # says where it leads
+    assert "not active yet" in response.get_data(as_text=True)
+    assert posted.status_code == 405
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 0
 
@@ -567,3 +603,41 @@ def test_removing_a_domain_that_is_not_claimed_is_a_clear_error(app, client, sig
 
     assert result.exit_code == 1
     assert "--remove-domain: beta.example is not one of this account’s domains." in result.stderr
+
+
+def test_a_signed_in_person_cannot_accept_an_invitation_the_page_calls_a_dead_end(
+    app, client, signer
+):
+    sso = enforced_company(app, client, signer)
+    assert sso.post(sso.respond(sso.start(), VIC)).status_code == 303  # Vic, through the IdP
+    other = factories.make_person(app, email="owner@other.example")
+    link = invite(app, other.account_slug, VIC, role="admin")
+
+    page = client.get(link).get_data(as_text=True)
+    joined = client.post(link)
+
+    assert "sign in only through their organisation’s identity provider" in page
+    assert joined.status_code == 403
+    assert memberships(app, VIC) == [sso.slug]
+
+
+def test_a_session_through_one_idp_cannot_accept_another_accounts_invitation(app, client, signer):
+    sso = make_sso(app, client, signer)  # verified, not enforced
+    assert sso.post(sso.respond(sso.start(), VIC)).status_code == 303
+    other = factories.make_person(app, email="owner@other.example")
+    link = invite(app, other.account_slug, VIC)
+
+    joined = client.post(link, follow_redirects=True)
+
+    assert "Sign in with your password to accept this invitation." in joined.get_data(as_text=True)
+    assert memberships(app, VIC) == [sso.slug]
+
+
+def test_an_over_long_domain_is_refused_before_it_can_never_verify(app, client, signer, runner):
+    sso = make_sso(app, client, signer)
+    domain = ("a" * 60 + ".") * 3 + "b" * 50 + ".example"  # 241 characters
+
+    result = runner.invoke(args=["sso", "configure", sso.slug, "--domain", domain])
+
+    assert result.exit_code == 1
+    assert "is not a domain name" in result.stderr

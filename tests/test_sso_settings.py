@@ -217,7 +217,7 @@ def test_saved_metadata_sends_people_to_that_idp(app, client, idp, owner):
     upload(client, owner, idp.metadata_xml)
     trust(client, idp, owner)
 
-    request = start_login(client, idp, owner)
+    request = start_login(client, idp, owner, test="1")
 
     assert request.acs_url == sp_urls(owner)[1]
 
@@ -317,7 +317,7 @@ def test_three_fields_instead_of_a_file(app, client, idp, owner):
     assert domains == [DOMAIN] and not enforced
     assert idp.entity_id in metadata_xml and idp.sso_url in metadata_xml
     trust(client, idp, owner)
-    request = start_login(client, idp, owner)  # the built metadata sends people to the IdP
+    request = start_login(client, idp, owner, test="1")  # the built metadata works
     assert post_acs(client, owner, idp.respond(request, OWNER)).status_code == 303
 
 

@@ -1,5 +1,8 @@
 """SSO domains are claims proven by DNS: several accounts may claim, one holds it verified.
 
+Test sign-ins remember who started them. A downgrade keeps only verified domains: the old
+schema would trust an unverified claim fully.
+
 Existing domains become unverified claims with a fresh token each: until their owners publish
 the TXT record (or an operator vouches with `sso configure --verified`), they no longer route
 or enforce. That is the point of the change: nothing proved them.
@@ -30,6 +33,15 @@ def _public_id() -> str:
 
 
 def upgrade():
+    with op.batch_alter_table("saml_requests", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("started_by_id", sa.String(length=32), nullable=True))
+        batch_op.create_foreign_key(
+            batch_op.f("fk_saml_requests_started_by_id_users"),
+            "users",
+            ["started_by_id"],
+            ["id"],
+            ondelete="CASCADE",
+        )
     bind = op.get_bind()
     old = bind.execute(sa.text("SELECT domain, connection_id FROM sso_domains")).all()
     with op.batch_alter_table("sso_domains", schema=None) as batch_op:
@@ -88,12 +100,10 @@ def upgrade():
 
 def downgrade():
     bind = op.get_bind()
-    # The old table gave a domain to one account: keep the verified claim, else the oldest.
+    # The old schema trusts every domain row fully (routing, enforcement, creating people):
+    # only verified claims may go back. Unverified claims are lost.
     rows = bind.execute(
-        sa.text(
-            "SELECT domain, connection_id FROM sso_domains "
-            "ORDER BY domain, verified_at IS NULL, created_at"
-        )
+        sa.text("SELECT domain, connection_id FROM sso_domains WHERE verified_at IS NOT NULL")
     ).all()
     with op.batch_alter_table("sso_domains", schema=None) as batch_op:
         batch_op.drop_index("ux_sso_domains_verified_domain")
@@ -116,8 +126,10 @@ def downgrade():
         batch_op.create_index(
             batch_op.f("ix_sso_domains_connection_id"), ["connection_id"], unique=False
         )
-    kept: dict[str, str] = {}
-    for domain, connection_id in rows:
-        kept.setdefault(domain, connection_id)
-    if kept:
-        op.bulk_insert(table, [{"domain": d, "connection_id": c} for d, c in kept.items()])
+    if rows:
+        op.bulk_insert(table, [{"domain": d, "connection_id": c} for d, c in rows])
+    with op.batch_alter_table("saml_requests", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_saml_requests_started_by_id_users"), type_="foreignkey"
+        )
+        batch_op.drop_column("started_by_id")

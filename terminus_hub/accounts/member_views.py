@@ -35,6 +35,7 @@ from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import hash_password
+from terminus_hub.session_scope import sso_scope
 
 INVITED = "Invitation sent to {email}."
 RESENT = "A new invitation link went to {email}."
@@ -44,6 +45,10 @@ REMOVED = "{email} no longer has access to this account."
 LEFT = "You left {name}."
 RENAMED = "The account is now called {name}."
 JOINED = "Welcome to {name}."
+OTHER_IDP_SESSION = (
+    "You signed in through another account’s identity provider, which reaches only that "
+    "account. Sign in with your password to accept this invitation."
+)
 INVITATION_INVALID = "This invitation is invalid, has expired, was withdrawn or was already used."
 
 
@@ -234,10 +239,13 @@ def invitation(token: str) -> Response:
     form = InvitationAcceptForm(context=context_words(row.email), needs_account=new_person)
     if request.method == "GET" or not form.validate_on_submit():
         return _invitation_page(row, form, existing, way, 422 if form.errors else 200)
+    if way.blocked or (new_person and not way.password):
+        return _invitation_page(row, form, existing, way, 403)
     if not signed_in and not new_person:
         return redirect(url_for("auth.sign_in", next=request.path), 303)
-    if new_person and not way.password:
-        return _invitation_page(row, form, existing, way, 403)
+    if signed_in and sso_scope() not in (None, row.account_id):
+        flash(OTHER_IDP_SESSION, "error")
+        return redirect(request.path, 303)
     user = current_user._get_current_object() if signed_in else existing
     if user is None:
         user = User(email=row.email, name=form.name.data, password_hash=None)

@@ -21,7 +21,8 @@ from terminus_hub.sso.domains import release
 from terminus_hub.sso.metadata import MetadataError
 from terminus_hub.sso.metadata import inspect_idp_metadata
 
-_DOMAIN = re.compile(r"(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
+# 239 characters at most, so that _terminus-hub.<domain> still fits in a DNS name (253).
+_DOMAIN = re.compile(r"(?=.{1,239}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")
 DOMAIN_INVALID = "“{domain}” is not a domain name such as example.com."
 DOMAINS_REQUIRED = "Give at least one email domain."
 NOT_CLAIMED = "{domain} is not one of this account’s domains."

@@ -2,7 +2,8 @@
 
 An IdP is trusted for an email only at a domain its account has proven (verified): there it
 may create the person, add them to the account and confirm the address. At a domain that is
-only claimed, it may sign in people who are already members of the account, and nothing more.
+only claimed, it signs in nobody but the owner or admin who started a test sign-in, as
+themselves: otherwise an admin could claim the owner's domain and sign in as the owner.
 """
 
 from __future__ import annotations
@@ -23,14 +24,19 @@ class NotProvisioned(Exception):
     """The asserted person may not be signed in; the message is the reason, for the log."""
 
 
-def provision(account: Account, email: str, *, domain_verified: bool) -> User:
-    """Return the person for an asserted (canonical) email, or raise NotProvisioned."""
+def provision(
+    account: Account, email: str, *, domain_verified: bool, started_by_id: str | None = None
+) -> User:
+    """Return the person for an asserted (canonical) email, or raise NotProvisioned.
+
+    ``started_by_id`` is the owner or admin who started this sign-in as a test, if anyone.
+    """
     user = db.session.scalar(select(User).where(User.email == email))
     if not domain_verified:
-        if user is None or membership_of(user, account) is None:
+        if user is None or user.id != started_by_id or membership_of(user, account) is None:
             raise NotProvisioned(
-                f"domain {email_domain(email)!r} is not verified and the asserted person is "
-                "not a member of this account"
+                f"domain {email_domain(email)!r} is not verified: its IdP signs in only the "
+                "owner or admin running a test sign-in, as themselves"
             )
         return user
     if user is None:

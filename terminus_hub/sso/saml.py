@@ -43,6 +43,7 @@ from terminus_hub.models import Account
 from terminus_hub.models import SamlAssertion
 from terminus_hub.models import SamlRequest
 from terminus_hub.models import SsoConnection
+from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.sso import assertion
 from terminus_hub.sso import signed
@@ -82,6 +83,7 @@ class Asserted:
     request_id: str
     next_path: str | None
     is_test: bool
+    started_by_id: str | None
 
 
 def _base_url() -> str:
@@ -173,9 +175,15 @@ def current_idp(connection: SsoConnection) -> IdpInfo:
 
 
 def start_login(
-    account: Account, connection: SsoConnection, next_path: str | None, is_test: bool
+    account: Account,
+    connection: SsoConnection,
+    next_path: str | None,
+    started_by: User | None = None,
 ) -> tuple[str, str]:
-    """Record a signed AuthnRequest; return the IdP URL to redirect to and the request id."""
+    """Record a signed AuthnRequest; return the IdP URL to redirect to and the request id.
+
+    ``started_by`` makes it a test sign-in by that owner or admin (from the settings page).
+    """
     idp = current_idp(connection)
     request_id, info = _client(account, connection).prepare_for_authenticate(
         entityid=idp.entity_id,
@@ -189,7 +197,8 @@ def start_login(
             id=request_id,
             account_id=account.id,
             next_path=next_path,
-            is_test=is_test,
+            is_test=started_by is not None,
+            started_by_id=started_by.id if started_by is not None else None,
             expires_at=utcnow() + REQUEST_LIFETIME,
         )
     )
@@ -263,6 +272,7 @@ def finish_login(
         request_id=pending.id,
         next_path=pending.next_path,
         is_test=pending.is_test,
+        started_by_id=pending.started_by_id,
     )
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from urllib.parse import urlsplit
 
 from flask import Blueprint
 from flask import Response
@@ -56,6 +55,11 @@ METADATA_EXPIRED = (
     "Single sign-on is unavailable: this account’s identity provider metadata has expired. "
     "An owner or admin must upload fresh metadata on the account’s single sign-on page."
 )
+NOT_ACTIVE = "Single sign-on for this account is not active yet."
+NOT_ACTIVE_DETAIL = (
+    "None of its email domains is verified. Until one is, only the account’s owners and admins "
+    "can use the identity provider, for a test sign-in from the single sign-on page."
+)
 METADATA_UNUSABLE = (
     "Single sign-on is unavailable: this account’s identity provider settings are no longer "
     "accepted. An owner or admin must upload fresh metadata on the account’s single sign-on page."
@@ -81,39 +85,25 @@ def metadata(slug: str) -> Response:
     return response
 
 
-@bp.route("/sso/<slug>/login", methods=["GET", "POST"])
+@bp.get("/sso/<slug>/login")
 @limits.sso
 def login(slug: str) -> Response:
     """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect).
 
-    Only an account with a verified domain is sent there straight from a GET: for any other,
-    a GET shows where the button leads and the redirect needs a POST from that page (CSRF),
-    so our address never bounces anyone to a URL an unproven account typed in. ``test=1``
-    (the settings page's test sign-in) is for the account's owners and admins only.
+    Only an account with a verified domain sends anyone there. Before that, the IdP is used
+    only for the settings page's test sign-in (``test=1``), by the account's owners and admins.
     """
     account, connection = _configured(slug)
     is_test = request.args.get("test") == "1"
     if is_test and not _manages(account):
         abort(403)
+    if not is_test and not any(d.is_verified for d in connection.domains):
+        page = render_template("sso/failed.html", message=NOT_ACTIVE, detail=NOT_ACTIVE_DETAIL)
+        return make_response(page, 409)
     next_path = safe_next(request.args.get("next"))
-    if request.method == "POST":
-        if not EmptyForm().validate_on_submit():
-            abort(400)
-    elif not is_test and not any(d.is_verified for d in connection.domains):
-        try:
-            idp = saml.current_idp(connection)
-        except saml.MetadataUnusable as exc:
-            return _metadata_unusable(account, exc)
-        page = render_template(
-            "sso/continue.html",
-            account=account,
-            idp_host=urlsplit(idp.sso_url).hostname,
-            form=EmptyForm(),
-            next_path=next_path,
-        )
-        return make_response(page)
+    started_by = current_user._get_current_object() if is_test else None
     try:
-        location, request_id = saml.start_login(account, connection, next_path, is_test)
+        location, request_id = saml.start_login(account, connection, next_path, started_by)
     except saml.MetadataUnusable as exc:
         return _metadata_unusable(account, exc)
     response = redirect(location, 303)
@@ -151,7 +141,10 @@ def acs(slug: str) -> Response:
     claim = claim_for_email(connection, asserted.email)
     try:
         user = provision(
-            account, asserted.email, domain_verified=claim is not None and claim.is_verified
+            account,
+            asserted.email,
+            domain_verified=claim is not None and claim.is_verified,
+            started_by_id=asserted.started_by_id,
         )
     except NotProvisioned as exc:
         return _failed(slug, str(exc), account)
