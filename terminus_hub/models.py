@@ -199,6 +199,11 @@ class SsoConnection(db.Model):
     # Changes with every new metadata, so cached SAML clients are rebuilt.
     metadata_version: Mapped[int] = mapped_column(Integer, default=1)
     enforced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who gave the current metadata: "operator", "owner" or "admin". An IdP an admin set up
+    # never signs in an owner, or an admin could configure their own IdP and become one.
+    metadata_set_by_role: Mapped[str] = mapped_column(
+        String(16), default="operator", server_default="operator"
+    )
     # When a sign-in through this metadata last succeeded; enforcing from the web needs one.
     tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

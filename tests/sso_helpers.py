@@ -61,8 +61,10 @@ class Sso:
 
 
 def go_to_idp(client: FlaskClient, slug: str, **query: str) -> Any:
-    """Start a sign-in as a browser would: GET /sso/<slug>/login, answered by a 303 to the IdP."""
-    response = client.get(f"/sso/{slug}/login", query_string=query)
+    """Start a sign-in as a browser would, answered by a 303 to the IdP: GET /sso/<slug>/login,
+    or for the settings page's test sign-in (``test="1"``) its form's POST."""
+    send = client.post if query.get("test") == "1" else client.get
+    response = send(f"/sso/{slug}/login", query_string=query)
     assert response.status_code == 303, response.get_data(as_text=True)[:300]
     return response
 

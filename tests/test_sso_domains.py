@@ -64,7 +64,7 @@ def eve_claims_and_enforces(app: Flask, client: FlaskClient, signer: Signer) -> 
     )
     assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
     sso = Sso(app=app, client=client, signer=signer, slug=slug)
-    tested = client.get(f"/sso/{slug}/login?test=1")
+    tested = client.post(f"/sso/{slug}/login?test=1")
     assert tested.status_code == 303  # her own test sign-in, as an owner
     answer = sso.post(sso.respond(request_id_from(tested.location), EVE))
     assert answer.status_code == 303 and answer.location == f"/a/{slug}/sso"
@@ -473,7 +473,7 @@ def test_a_bare_get_without_a_verified_domain_redirects_nowhere(app, client, sig
     assert response.status_code == 409
     assert "Location" not in response.headers
     assert "not active yet" in response.get_data(as_text=True)
-    assert posted.status_code == 405
+    assert posted.status_code == 403  # a POST is only the test sign-in
     with app.app_context():
         assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 0
 
@@ -641,3 +641,105 @@ def test_an_over_long_domain_is_refused_before_it_can_never_verify(app, client, 
 
     assert result.exit_code == 1
     assert "is not a domain name" in result.stderr
+
+
+# -- an admin cannot make an IdP that signs in an owner ------------------------------------------
+
+
+def test_an_idp_an_admin_configured_cannot_sign_in_an_owner(app, client, signer):
+    sso = make_sso(app, client, signer)  # acme.example verified; OWNER is its owner
+    factories.make_user(app, email=f"adam@{DOMAIN}")
+    factories.make_membership(app, sso.slug, f"adam@{DOMAIN}", "admin")
+    assert sign_in(client, f"adam@{DOMAIN}").status_code == 303
+    own_idp = Signer("https://idp.adam.example/")
+    saved = client.post(
+        f"/a/{sso.slug}/sso",
+        data={"domains": DOMAIN, "metadata": (io.BytesIO(own_idp.metadata().encode()), "i.xml")},
+        content_type="multipart/form-data",
+    )
+    assert saved.status_code == 303
+    browser = app.test_client()
+    adams = Sso(app=app, client=browser, signer=own_idp, slug=sso.slug)
+
+    as_owner = adams.post(adams.respond(adams.start(), OWNER))
+    as_member = adams.post(adams.respond(adams.start(), f"ana@{DOMAIN}"))
+
+    assert as_owner.status_code == 403
+    assert as_member.status_code == 303  # the IdP still serves the people an admin manages
+    assert OWNER not in signed_in_emails(app)
+
+
+def test_an_idp_an_owner_configured_signs_in_an_owner(app, client, signer):
+    sso = make_sso(app, client, signer)
+    assert sign_in(client, OWNER).status_code == 303
+    saved = client.post(
+        f"/a/{sso.slug}/sso",
+        data={"domains": DOMAIN, "metadata": (io.BytesIO(signer.metadata().encode()), "x")},
+        content_type="multipart/form-data",
+    )
+    assert saved.status_code == 303
+    browser = app.test_client()
+
+    answer = sso.post(sso.respond(sso.start(browser), OWNER), client=browser)
+
+    assert answer.status_code == 303
+
+
+def test_a_link_cannot_start_a_test_sign_in(app, client, signer):
+    sso = make_sso(app, client, signer, verified=False)
+    assert sign_in(client, OWNER).status_code == 303
+
+    response = client.get(f"/sso/{sso.slug}/login?test=1")  # a link from anywhere
+
+    assert response.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 0
+
+
+def test_a_test_started_by_an_admin_who_was_then_demoted_signs_in_no_one(app, client, signer):
+    sso = make_sso(app, client, signer, verified=False)
+    factories.make_user(app, email=f"adam@{DOMAIN}")
+    factories.make_membership(app, sso.slug, f"adam@{DOMAIN}", "admin")
+    assert sign_in(client, f"adam@{DOMAIN}").status_code == 303
+    request_id = sso.start(test="1")
+    with app.app_context():
+        adam = db.session.scalar(select(User).where(User.email == f"adam@{DOMAIN}"))
+        next(m for m in adam.memberships).role = "member"
+        db.session.commit()
+
+    answer = sso.post(sso.respond(request_id, f"adam@{DOMAIN}"))
+
+    assert answer.status_code == 403
+    with app.app_context():
+        assert db.session.scalar(select(SsoConnection.tested_at)) is None
+
+
+@pytest.mark.parametrize("change", ["demoted", "removed"])
+def test_an_older_invitation_does_not_undo_a_demotion_or_removal(app, client, signer, change):
+    sso = make_sso(app, client, signer)
+    link = invite(app, sso.slug, VIC, role="admin")
+    assert sso.post(sso.respond(sso.start(), VIC)).status_code == 303  # joins as a member
+    owner = app.test_client()
+    assert sign_in(owner, OWNER).status_code == 303
+    with app.app_context():
+        vic = db.session.scalar(select(User).where(User.email == VIC))
+        member_id = vic.memberships[0].id
+    if change == "demoted":
+        owner.post(f"/a/{sso.slug}/members/{member_id}/role", data={"role": "admin"})
+        done = owner.post(f"/a/{sso.slug}/members/{member_id}/role", data={"role": "member"})
+    else:
+        done = owner.post(f"/a/{sso.slug}/members/{member_id}/remove")
+    assert done.status_code == 303
+
+    joined = client.post(link)
+
+    assert joined.status_code == 400  # the invitation was withdrawn
+    assert memberships_with_roles(app, VIC) == (
+        [(sso.slug, "member")] if change == "demoted" else []
+    )
+
+
+def memberships_with_roles(app: Flask, email: str) -> list[tuple[str, str]]:
+    with app.app_context():
+        user = db.session.scalar(select(User).where(User.email == email))
+        return sorted((m.account.slug, m.role) for m in user.memberships)

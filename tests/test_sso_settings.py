@@ -210,7 +210,7 @@ def test_good_metadata_is_saved(app, client, idp, owner):
     assert connection_state(app, owner) == (idp.metadata_xml, [DOMAIN], False, 1)
     page = client.get(response.location).get_data(as_text=True)
     assert SAVED in page
-    assert f'href="/sso/{owner}/login?test=1"' in page  # the test sign-in button
+    assert f'action="/sso/{owner}/login?test=1"' in page  # the test sign-in button (a POST)
 
 
 def test_saved_metadata_sends_people_to_that_idp(app, client, idp, owner):
@@ -481,7 +481,7 @@ def test_only_the_accounts_owners_and_admins_may_run_a_test_sign_in(app, client,
             factories.make_account(app, who, name="Other")
         sign_in(client, who)
 
-    response = client.get(f"/sso/{slug}/login?test=1")
+    response = client.post(f"/sso/{slug}/login?test=1")
 
     assert response.status_code == 403
     with app.app_context():

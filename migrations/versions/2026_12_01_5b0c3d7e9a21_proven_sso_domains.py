@@ -1,6 +1,7 @@
 """SSO domains are claims proven by DNS: several accounts may claim, one holds it verified.
 
-Test sign-ins remember who started them. A downgrade keeps only verified domains: the old
+Test sign-ins remember who started them; a connection remembers the role of whoever gave its
+metadata (existing metadata counts as the operator's). A downgrade keeps only verified domains: the old
 schema would trust an unverified claim fully.
 
 Existing domains become unverified claims with a fresh token each: until their owners publish
@@ -33,6 +34,18 @@ def _public_id() -> str:
 
 
 def upgrade():
+    bind = op.get_bind()
+    # Read first: a batch rebuild of a parent table on SQLite would cascade to these rows.
+    old = bind.execute(sa.text("SELECT domain, connection_id FROM sso_domains")).all()
+    with op.batch_alter_table("sso_connections", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column(
+                "metadata_set_by_role",
+                sa.String(length=16),
+                server_default="operator",
+                nullable=False,
+            )
+        )
     with op.batch_alter_table("saml_requests", schema=None) as batch_op:
         batch_op.add_column(sa.Column("started_by_id", sa.String(length=32), nullable=True))
         batch_op.create_foreign_key(
@@ -42,8 +55,6 @@ def upgrade():
             ["id"],
             ondelete="CASCADE",
         )
-    bind = op.get_bind()
-    old = bind.execute(sa.text("SELECT domain, connection_id FROM sso_domains")).all()
     with op.batch_alter_table("sso_domains", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_sso_domains_connection_id"))
     op.drop_table("sso_domains")
@@ -105,6 +116,8 @@ def downgrade():
     rows = bind.execute(
         sa.text("SELECT domain, connection_id FROM sso_domains WHERE verified_at IS NOT NULL")
     ).all()
+    with op.batch_alter_table("sso_connections", schema=None) as batch_op:
+        batch_op.drop_column("metadata_set_by_role")
     with op.batch_alter_table("sso_domains", schema=None) as batch_op:
         batch_op.drop_index("ux_sso_domains_verified_domain")
         batch_op.drop_index(batch_op.f("ix_sso_domains_domain"))

@@ -111,6 +111,7 @@ def change_role(membership: Membership, role: str, actor: Membership | None) -> 
     membership.role = role
     db.session.flush()
     withdraw_invitations_beyond(membership.account_id, membership.user_id, role)
+    _withdraw_invitations_to(membership, "the person's role was changed")
     audit.record(
         "member.role_changed",
         account=membership.account_id,
@@ -138,6 +139,7 @@ def remove_member(membership: Membership, actor: Membership | None) -> None:
         detail={"role": membership.role, "left": leaving},
     )
     withdraw_invitations_beyond(membership.account_id, membership.user_id, None)
+    _withdraw_invitations_to(membership, "the person was removed")
     db.session.delete(membership)
     db.session.flush()
 
@@ -175,6 +177,27 @@ def withdraw_invitations_beyond(account_id: str, user_id: str, role: str | None)
                 "role": invitation.role,
                 "reason": "the inviter can no longer grant this role",
             },
+        )
+
+
+def _withdraw_invitations_to(membership: Membership, reason: str) -> None:
+    """Withdraw pending invitations addressed to this member: a role change or a removal is
+    the newer decision, which an older invitation must not undo."""
+    email = membership.user.email
+    pending = db.session.scalars(
+        select(Invitation).where(
+            Invitation.account_id == membership.account_id,
+            Invitation.email == email,
+            Invitation.accepted_at.is_(None),
+            Invitation.revoked_at.is_(None),
+        )
+    )
+    for invitation in pending:
+        invitation.revoked_at = utcnow()
+        audit.record(
+            "member.invitation_revoked",
+            account=membership.account_id,
+            detail={"email": email, "role": invitation.role, "reason": reason},
         )
 
 

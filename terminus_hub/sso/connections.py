@@ -105,12 +105,14 @@ def configure(
     remove: list[str] | tuple[str, ...] = (),
     enforce: bool | None = None,
     vouch: bool = False,
+    role: str | None = None,
 ) -> SsoConnection:
     """Change an account's SSO: IdP metadata, domain claims and enforcement, checking each rule.
 
     ``domains`` (the settings page) is the whole list: claims not in it are dropped, new ones
     added. ``add`` and ``remove`` (the CLI) change only the domains they name, and ``enforce``
-    None leaves enforcement as it is. New claims start unverified with their own token;
+    None leaves enforcement as it is. ``role`` is the web user's role (None: an operator),
+    remembered with new metadata. New claims start unverified with their own token;
     ``vouch`` (operators only) verifies the domains in ``add`` without DNS. From the web,
     enforcing needs a test sign-in through the current metadata.
     """
@@ -124,10 +126,12 @@ def configure(
     if connection is None:
         connection = SsoConnection(account=account, idp_metadata_xml=metadata_xml)
         db.session.add(connection)
+        connection.metadata_set_by_role = role or "operator"
     elif metadata_xml is not None and metadata_xml != connection.idp_metadata_xml:
         connection.idp_metadata_xml = metadata_xml
         connection.metadata_version += 1
         connection.tested_at = None  # a new IdP must prove itself again
+        connection.metadata_set_by_role = role or "operator"
     current = {d.domain for d in connection.domains}
     for domain in remove:
         if domain not in current:

@@ -16,6 +16,7 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
+from sqlalchemy import select
 
 from terminus_hub import audit
 from terminus_hub import sessions
@@ -28,6 +29,7 @@ from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
+from terminus_hub.models import Membership
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
@@ -85,18 +87,22 @@ def metadata(slug: str) -> Response:
     return response
 
 
-@bp.get("/sso/<slug>/login")
+@bp.route("/sso/<slug>/login", methods=["GET", "POST"])
 @limits.sso
 def login(slug: str) -> Response:
     """Send the person to the account's IdP with a signed AuthnRequest (HTTP-Redirect).
 
-    Only an account with a verified domain sends anyone there. Before that, the IdP is used
-    only for the settings page's test sign-in (``test=1``), by the account's owners and admins.
+    Only an account with a verified domain sends anyone there from a GET. The settings page's
+    test sign-in is ``POST …?test=1`` with the page's CSRF token, by the account's owners and
+    admins only, so no link from elsewhere can send a signed-in owner to the IdP.
     """
     account, connection = _configured(slug)
     is_test = request.args.get("test") == "1"
-    if is_test and not _manages(account):
-        abort(403)
+    if request.method == "POST" or is_test:
+        if request.method != "POST" or not is_test or not _manages(account):
+            abort(403)
+        if not EmptyForm().validate_on_submit():
+            abort(400)
     if not is_test and not any(d.is_verified for d in connection.domains):
         page = render_template("sso/failed.html", message=NOT_ACTIVE, detail=NOT_ACTIVE_DETAIL)
         return make_response(page, 409)
@@ -110,6 +116,16 @@ def login(slug: str) -> Response:
     binding = saml.bind_to_browser(request.cookies.get(saml.BINDING_COOKIE), request_id)
     _set_binding(response, binding)
     return response
+
+
+def _still_manages(account: Account, user_id: str | None) -> bool:
+    """Say whether the person who started a test sign-in is still an owner or admin here."""
+    role = db.session.scalar(
+        select(Membership.role).where(
+            Membership.account_id == account.id, Membership.user_id == user_id
+        )
+    )
+    return role in MANAGER_ROLES
 
 
 def _manages(account: Account) -> bool:
@@ -142,13 +158,14 @@ def acs(slug: str) -> Response:
     try:
         user = provision(
             account,
+            connection,
             asserted.email,
             domain_verified=claim is not None and claim.is_verified,
             started_by_id=asserted.started_by_id,
         )
     except NotProvisioned as exc:
         return _failed(slug, str(exc), account)
-    if asserted.is_test:
+    if asserted.is_test and _still_manages(account, asserted.started_by_id):
         connection.tested_at = utcnow()
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
     row = sessions.start(user)  # clears the pre-sign-in session, so flash only after it
@@ -215,7 +232,7 @@ def settings(slug: str) -> Response:
     form = SsoSettingsForm()
     if request.method == "GET":
         form = _settings_form(connection)
-    elif form.validate_on_submit() and _save(account, form):
+    elif form.validate_on_submit() and _save(account, form, membership.role):
         flash(SAVED, "success")
         return redirect(url_for("sso.settings", slug=account.slug), 303)
     return _settings_page(account, connection, form, 422 if form.errors else 200)
@@ -291,7 +308,7 @@ def _metadata_problem(connection: SsoConnection | None) -> str | None:
     return None
 
 
-def _save(account: Account, form: SsoSettingsForm) -> bool:
+def _save(account: Account, form: SsoSettingsForm, role: str) -> bool:
     try:
         metadata_xml = form.metadata_xml()
         if metadata_xml is None and form.entity_id.data:
@@ -304,6 +321,7 @@ def _save(account: Account, form: SsoSettingsForm) -> bool:
             by_operator=False,
             domains=form.domain_list,
             enforce=bool(form.enforced.data),
+            role=role,
         )
         audit.record(
             "sso.settings_changed",
