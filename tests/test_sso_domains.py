@@ -52,16 +52,21 @@ def sign_in(client: FlaskClient, email: str, password: str = factories.PASSWORD)
     return client.post("/sign_in/password", data={"email": email, "password": password})
 
 
+def save_sso(client: FlaskClient, slug: str, domains: str, idp: Signer) -> Any:
+    """Save domains and the IdP's metadata on the account's single sign-on page."""
+    return client.post(
+        f"/a/{slug}/sso",
+        data={"domains": domains, "metadata": (io.BytesIO(idp.metadata().encode()), "idp.xml")},
+        content_type="multipart/form-data",
+    )
+
+
 def eve_claims_and_enforces(app: Flask, client: FlaskClient, signer: Signer) -> Sso:
     """Eve claims DOMAIN from the web with her IdP, passes the test sign-in and enforces."""
     factories.make_user(app, email=EVE)
     slug = factories.make_account(app, EVE, name="Eve")
     assert sign_in(client, EVE).status_code == 303
-    saved = client.post(
-        f"/a/{slug}/sso",
-        data={"domains": DOMAIN, "metadata": (io.BytesIO(signer.metadata().encode()), "i.xml")},
-        content_type="multipart/form-data",
-    )
+    saved = save_sso(client, slug, DOMAIN, signer)
     assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
     sso = Sso(app=app, client=client, signer=signer, slug=slug)
     tested = client.post(f"/sso/{slug}/login?test=1")
@@ -139,14 +144,7 @@ def test_an_admin_cannot_sign_in_as_the_owner_through_an_unverified_claim(app, c
     factories.make_user(app, email=f"adam@{DOMAIN}")
     factories.make_membership(app, owner.account_slug, f"adam@{DOMAIN}", "admin")
     assert sign_in(client, f"adam@{DOMAIN}").status_code == 303
-    saved = client.post(
-        f"/a/{owner.account_slug}/sso",
-        data={
-            "domains": "ownerco.example",
-            "metadata": (io.BytesIO(signer.metadata().encode()), "i.xml"),
-        },
-        content_type="multipart/form-data",
-    )
+    saved = save_sso(client, owner.account_slug, "ownerco.example", signer)
     assert saved.status_code == 303  # claiming is harmless now
     sso = Sso(app=app, client=client, signer=signer, slug=owner.account_slug)
 
@@ -164,11 +162,7 @@ def test_the_real_company_can_claim_and_verify_and_the_squatter_loses(app, clien
     assert sign_in(client, f"boss@{DOMAIN}").status_code == 303
     other = Signer("https://idp.acme-inc.example/")
 
-    saved = client.post(
-        f"/a/{company}/sso",
-        data={"domains": DOMAIN, "metadata": (io.BytesIO(other.metadata().encode()), "i.xml")},
-        content_type="multipart/form-data",
-    )
+    saved = save_sso(client, company, DOMAIN, other)
     assert saved.status_code == 303, saved.get_data(as_text=True)[:500]
     vouch(app, company, DOMAIN)  # the DNS path is in test_sso_domain_dns.py
     with app.app_context():
@@ -652,11 +646,7 @@ def test_an_idp_an_admin_configured_cannot_sign_in_an_owner(app, client, signer)
     factories.make_membership(app, sso.slug, f"adam@{DOMAIN}", "admin")
     assert sign_in(client, f"adam@{DOMAIN}").status_code == 303
     own_idp = Signer("https://idp.adam.example/")
-    saved = client.post(
-        f"/a/{sso.slug}/sso",
-        data={"domains": DOMAIN, "metadata": (io.BytesIO(own_idp.metadata().encode()), "i.xml")},
-        content_type="multipart/form-data",
-    )
+    saved = save_sso(client, sso.slug, DOMAIN, own_idp)
     assert saved.status_code == 303
     browser = app.test_client()
     adams = Sso(app=app, client=browser, signer=own_idp, slug=sso.slug)
@@ -672,11 +662,7 @@ def test_an_idp_an_admin_configured_cannot_sign_in_an_owner(app, client, signer)
 def test_an_idp_an_owner_configured_signs_in_an_owner(app, client, signer):
     sso = make_sso(app, client, signer)
     assert sign_in(client, OWNER).status_code == 303
-    saved = client.post(
-        f"/a/{sso.slug}/sso",
-        data={"domains": DOMAIN, "metadata": (io.BytesIO(signer.metadata().encode()), "x")},
-        content_type="multipart/form-data",
-    )
+    saved = save_sso(client, sso.slug, DOMAIN, signer)
     assert saved.status_code == 303
     browser = app.test_client()
 
