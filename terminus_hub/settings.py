@@ -155,8 +155,16 @@ def discard_if_server_spoke(dbapi_connection: Any, _record: Any, _proxy: Any) ->
 
 
 def migrations_directory() -> str:
-    """Return the Flask-Migrate repository beside the package, wherever the command runs."""
-    return os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "migrations")
+    """Return the Flask-Migrate repository, wherever the command runs.
+
+    An installed package carries it inside (terminus_hub/migrations, mapped there at build
+    time); a source checkout or an editable install has it beside the package.
+    """
+    package = os.path.dirname(os.path.abspath(__file__))
+    inside = os.path.join(package, "migrations")
+    if os.path.isfile(os.path.join(inside, "env.py")):
+        return inside
+    return os.path.join(os.path.dirname(package), "migrations")
 
 
 def normalize_database_url(url: str) -> str:

@@ -1,0 +1,69 @@
+"""Terminus Hub: email-first sign-in, SAML single sign-on and account-scoped API keys."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from flask.logging import default_handler
+
+from terminus_hub import accounts
+from terminus_hub import api
+from terminus_hub import auth
+from terminus_hub import cli
+from terminus_hub import errors
+from terminus_hub import guards
+from terminus_hub import headers
+from terminus_hub import health
+from terminus_hub import mail
+from terminus_hub import models
+from terminus_hub import sessions
+from terminus_hub import settings
+from terminus_hub import sso
+from terminus_hub import templating
+from terminus_hub.extensions import csrf
+from terminus_hub.extensions import db
+from terminus_hub.extensions import limiter
+from terminus_hub.extensions import mail as mail_extension
+from terminus_hub.extensions import migrate
+from terminus_hub.sso import credentials
+
+
+def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:
+    """Build the app: settings, extensions, blueprints, error pages, commands, headers."""
+    app = Flask(__name__, instance_path=instance_path, instance_relative_config=True)
+    settings.load(app, config)
+    app.logger.setLevel(app.config["LOG_LEVEL"])
+    # Flask-Limiter reports its storage falling back and recovering on its own logger, which
+    # has only a NullHandler: send those lines where the app's own log goes.
+    limiter_log = logging.getLogger("flask-limiter")
+    limiter_log.setLevel(logging.INFO)
+    if default_handler not in limiter_log.handlers:
+        limiter_log.addHandler(default_handler)
+
+    db.init_app(app)
+    migrate.init_app(
+        app,
+        db,
+        directory=settings.migrations_directory(),
+        render_item=models.render_migration_item,
+    )
+    csrf.init_app(app)
+    limiter.init_app(app)
+    mail_extension.init_app(app)
+    sessions.init_app(app)
+    credentials.init_app(app)
+    mail.init_app(app)
+    templating.init_app(app)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(accounts.bp)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(sso.bp)
+    app.register_blueprint(health.bp)
+    guards.init_app(app)
+    errors.init_app(app)
+    headers.init_app(app)
+    cli.init_app(app)
+    return app

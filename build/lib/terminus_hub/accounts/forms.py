@@ -1,0 +1,78 @@
+"""Forms of the signed-in web app."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import Field
+from wtforms import PasswordField
+from wtforms import SelectField
+from wtforms import StringField
+from wtforms.validators import DataRequired
+from wtforms.validators import ValidationError
+
+from terminus_hub.accounts.api_keys import name_problem
+from terminus_hub.accounts.membership import NAME_INVALID
+from terminus_hub.auth.forms import NAME_INVALID as NAME_INVALID_PERSON
+from terminus_hub.auth.forms import NAME_REQUIRED
+from terminus_hub.auth.forms import EmailMixin
+from terminus_hub.auth.forms import email_field
+from terminus_hub.passwords import password_problem
+
+
+class ApiKeyCreateForm(FlaskForm):
+    name = StringField("Key name")
+
+    def validate_name(self, field: Field) -> None:
+        """Apply the same name rule as the API."""
+        problem = name_problem(field.data)
+        if problem:
+            raise ValidationError(problem)
+
+
+ROLE_CHOICES = {"member": "Member", "admin": "Admin", "owner": "Owner"}
+
+
+class InviteForm(EmailMixin, FlaskForm):
+    email = email_field()
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class RenameForm(FlaskForm):
+    name = StringField("Account name", validators=[DataRequired(NAME_INVALID)])
+
+
+class InvitationAcceptForm(FlaskForm):
+    """Join an account; a person without a user yet also gives a name and a password."""
+
+    name = StringField("Your name")
+    password = PasswordField("Choose a password")
+
+    def __init__(
+        self,
+        *args: object,
+        context: tuple[str, ...] = (),
+        needs_account: bool = False,
+        **kw: object,
+    ) -> None:
+        super().__init__(*args, **kw)
+        self._context = context
+        self.needs_account = needs_account
+
+    def validate_name(self, field: Field) -> None:
+        """Ask a new person for their name."""
+        if self.needs_account and not " ".join((field.data or "").split()):
+            raise ValidationError(NAME_REQUIRED)
+        if len(field.data or "") > 120 or not (field.data or "").isprintable():
+            raise ValidationError(NAME_INVALID_PERSON)
+
+    def validate_password(self, field: Field) -> None:
+        """Apply the sign-up password rule to a new person."""
+        if not self.needs_account:
+            return
+        problem = password_problem(field.data or "", self._context)
+        if problem:
+            raise ValidationError(problem)

@@ -1,0 +1,106 @@
+"""The account picker and account home."""
+
+from __future__ import annotations
+
+from flask import Blueprint
+from flask import Response
+from flask import abort
+from flask import flash
+from flask import render_template
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+
+from terminus_hub import htmx
+from terminus_hub import sessions
+from terminus_hub.accounts import api_keys as keyring
+from terminus_hub.accounts.forms import ApiKeyCreateForm
+from terminus_hub.accounts.membership import accounts_of
+from terminus_hub.accounts.membership import member_account_or_404
+from terminus_hub.auth.forms import EmptyForm
+from terminus_hub.extensions import db
+from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.session_scope import within_scope
+
+bp = Blueprint("accounts", __name__)
+
+
+KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
+
+
+@bp.get("/accounts")
+@login_required
+def picker() -> str:
+    """List the accounts the person belongs to."""
+    accounts = within_scope(accounts_of(current_user))
+    return render_template("accounts/picker.html", accounts=accounts)
+
+
+@bp.get("/a/<slug>/")
+@login_required
+def home(slug: str) -> str:
+    """Show an account's workspaces and make it this session's current account."""
+    account, membership = member_account_or_404(current_user, slug)
+    row = sessions.current_session()
+    if row is not None and row.account_id != account.id:
+        row.account_id = account.id
+        db.session.commit()
+    return render_template(
+        "accounts/home.html", account=account, membership=membership, workspaces=account.workspaces
+    )
+
+
+def _keys_page(account, membership, form, new_key=None, new_token=None, status=200):  # type: ignore[no-untyped-def]
+    return htmx.render(
+        "accounts/api_keys.html",
+        "accounts/_api_keys.html",
+        status=status,
+        account=account,
+        membership=membership,
+        keys=keyring.list_keys(account),
+        form=form,
+        new_key=new_key,
+        new_token=new_token,
+        can_manage=membership.role in MANAGER_ROLES,
+        empty_form=EmptyForm(),
+    )
+
+
+@bp.get("/a/<slug>/api_keys")
+@login_required
+def api_keys(slug: str) -> Response:
+    """List the account's keys; owners and admins also get the create form."""
+    account, membership = member_account_or_404(current_user, slug)
+    return _keys_page(account, membership, ApiKeyCreateForm(formdata=None))
+
+
+@bp.post("/a/<slug>/api_keys")
+@login_required
+def create_api_key(slug: str) -> Response:
+    """Create a key and show its token this once."""
+    account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
+    form = ApiKeyCreateForm()
+    if not form.validate_on_submit():
+        return _keys_page(account, membership, form, status=422)
+    row, token = keyring.create_key(account, form.name.data, current_user)
+    db.session.commit()
+    return _keys_page(account, membership, ApiKeyCreateForm(formdata=None), row, token, 201)
+
+
+@bp.post("/a/<slug>/api_keys/<key_id>/delete")
+@login_required
+def revoke_api_key(slug: str, key_id: str) -> Response:
+    """Revoke a key after the confirmation step."""
+    account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
+    key = keyring.get_key(account, key_id)
+    if key is None:
+        abort(404)
+    if EmptyForm().validate_on_submit():
+        keyring.revoke_key(key)
+        db.session.commit()
+        flash(KEY_REVOKED.format(name=key.name), "success")
+    return htmx.redirect_to(url_for("accounts.api_keys", slug=account.slug))

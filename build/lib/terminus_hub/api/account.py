@@ -1,0 +1,16 @@
+"""GET /account: which account the caller acts on, and how."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from terminus_hub.api import bp
+from terminus_hub.api.auth import current_caller
+
+
+@bp.get("/account")
+def get_account() -> dict[str, Any]:
+    """Describe the caller's account."""
+    caller = current_caller()
+    account = caller.account
+    return {"id": account.id, "slug": account.slug, "name": account.name, "auth": caller.auth}

@@ -1,0 +1,184 @@
+"""Members, invitations and the audit log of the caller's account (admin-only endpoints)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import Response
+from flask import request
+
+from terminus_hub import audit
+from terminus_hub.accounts import invitations as invites
+from terminus_hub.accounts.membership import MembershipError
+from terminus_hub.accounts.membership import change_role
+from terminus_hub.accounts.membership import check_manager
+from terminus_hub.accounts.membership import members_of
+from terminus_hub.accounts.membership import remove_member
+from terminus_hub.api import bp
+from terminus_hub.api import validation
+from terminus_hub.api.auth import admin_only
+from terminus_hub.api.auth import current_caller
+from terminus_hub.api.errors import ApiError
+from terminus_hub.api.errors import not_found
+from terminus_hub.api.errors import validation_error
+from terminus_hub.api.pagination import paginate
+from terminus_hub.api.scoping import in_account
+from terminus_hub.emails import InvalidEmail
+from terminus_hub.emails import canonical_email
+from terminus_hub.extensions import db
+from terminus_hub.models import ROLES
+from terminus_hub.models import AuditEvent
+from terminus_hub.models import Invitation
+from terminus_hub.models import Membership
+
+ROLE_INVALID = "Use owner, admin or member."
+DATE_INVALID = "Use an ISO 8601 time with a zone, such as 2026-01-31T00:00:00Z."
+
+
+def serialize_member(membership: Membership) -> dict[str, Any]:
+    """Return a membership's public fields."""
+    return {
+        "id": membership.id,
+        "user_id": membership.user_id,
+        "email": membership.user.email,
+        "name": membership.user.name,
+        "role": membership.role,
+        "created_at": membership.created_at.isoformat(),
+    }
+
+
+def serialize_invitation(invitation: Invitation) -> dict[str, Any]:
+    """Return an invitation's public fields (never its token)."""
+    return {
+        "id": invitation.id,
+        "email": invitation.email,
+        "role": invitation.role,
+        "created_at": invitation.created_at.isoformat(),
+        "expires_at": invitation.expires_at.isoformat(),
+    }
+
+
+def _refused(exc: MembershipError) -> ApiError:
+    return ApiError("forbidden", str(exc), 403)
+
+
+@bp.get("/members")
+@admin_only
+def list_members() -> dict[str, Any]:
+    """List the account's members, owners first."""
+    rows = members_of(current_caller().account)
+    return {"data": [serialize_member(m) for m in rows], "next_cursor": None}
+
+
+@bp.patch("/members/<member_id>")
+@admin_only
+def update_member(member_id: str) -> dict[str, Any]:
+    """Change a member's role (only owners touch owners; one owner always remains)."""
+    target = in_account(Membership, member_id)
+    body = validation.json_object({"role"})
+    if body.get("role") not in ROLES:
+        raise validation_error({"role": ROLE_INVALID})
+    try:
+        change_role(target, body["role"], current_caller().membership)
+    except MembershipError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
+    db.session.commit()
+    return serialize_member(target)
+
+
+@bp.delete("/members/<member_id>")
+@admin_only
+def delete_member(member_id: str) -> Response:
+    """Remove a member: their access to this account ends with their next request."""
+    try:
+        remove_member(in_account(Membership, member_id), current_caller().membership)
+    except MembershipError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
+    db.session.commit()
+    return Response(status=204)
+
+
+@bp.get("/invitations")
+@admin_only
+def list_invitations() -> dict[str, Any]:
+    """List pending invitations, newest first."""
+    rows = invites.pending_for(current_caller().account)
+    return {"data": [serialize_invitation(i) for i in rows], "next_cursor": None}
+
+
+@bp.post("/invitations")
+@admin_only
+def create_invitation() -> tuple[dict[str, Any], int]:
+    """Invite an email with a role; the link goes out by mail."""
+    body = validation.json_object({"email", "role"})
+    problems: dict[str, str | None] = {"role": None if body.get("role") in ROLES else ROLE_INVALID}
+    email = None
+    try:
+        email = canonical_email(body.get("email") if isinstance(body.get("email"), str) else "")
+    except InvalidEmail as exc:
+        problems["email"] = str(exc)
+    validation.check(problems)
+    caller = current_caller()
+    try:
+        check_manager(caller.membership, "member", body["role"])
+    except MembershipError as exc:
+        raise _refused(exc) from None
+    try:
+        invitation = invites.invite(
+            caller.account, email, body["role"], caller.membership, caller.user
+        )
+    except MembershipError as exc:
+        db.session.rollback()
+        raise validation_error({"email": str(exc)}) from None
+    db.session.commit()
+    return serialize_invitation(invitation), 201
+
+
+@bp.delete("/invitations/<invitation_id>")
+@admin_only
+def delete_invitation(invitation_id: str) -> Response:
+    """Withdraw a pending invitation."""
+    row = in_account(Invitation, invitation_id)
+    if not row.is_pending:
+        raise not_found()
+    try:
+        invites.revoke(row, current_caller().membership)
+    except MembershipError as exc:
+        db.session.rollback()
+        raise _refused(exc) from None
+    db.session.commit()
+    return Response(status=204)
+
+
+def _time_arg(name: str) -> datetime | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    try:
+        value = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise validation_error({name: DATE_INVALID}) from None
+    if value.tzinfo is None:
+        raise validation_error({name: DATE_INVALID})
+    return value
+
+
+@bp.get("/audit_events")
+@admin_only
+def list_audit_events() -> dict[str, Any]:
+    """List the account's security events, oldest first; filter by kind, user and time."""
+    kind = request.args.get("kind")
+    if kind is not None and kind not in audit.KINDS:
+        raise validation_error({"kind": "Use one of: " + ", ".join(audit.KINDS) + "."})
+    user_id = request.args.get("user_id")
+    query = audit.account_events(
+        current_caller().account,
+        kind=kind,
+        user_id=user_id[:32] if user_id else None,
+        since=_time_arg("since"),
+        until=_time_arg("until"),
+    )
+    return paginate(query, AuditEvent, audit.serialize)

@@ -1,0 +1,124 @@
+"""Records in the caller's account's workspaces."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Response
+from flask import request
+from sqlalchemy import select
+
+from terminus_hub.api import bp
+from terminus_hub.api import validation
+from terminus_hub.api.auth import current_caller
+from terminus_hub.api.pagination import paginate
+from terminus_hub.api.scoping import in_account
+from terminus_hub.extensions import db
+from terminus_hub.models import Record
+from terminus_hub.models import Workspace
+from terminus_hub.models import utcnow
+
+TITLE_MAX = 200
+NO_SUCH_WORKSPACE = "No such workspace in this account."
+
+
+def serialize(record: Record) -> dict[str, Any]:
+    """Return a record's public fields."""
+    return {
+        "id": record.id,
+        "workspace_id": record.workspace_id,
+        "title": record.title,
+        "data": record.data,
+        "created_at": record.created_at.isoformat(),
+        "updated_at": record.updated_at.isoformat(),
+    }
+
+
+def _workspace_field(value: Any) -> tuple[Workspace | None, str | None]:
+    """Return the caller's workspace with this id, or what is wrong with the value."""
+    if not isinstance(value, str) or not value:
+        return None, validation.REQUIRED
+    workspace = db.session.scalar(
+        select(Workspace).where(
+            Workspace.id == value, Workspace.account_id == current_caller().account.id
+        )
+    )
+    return (workspace, None) if workspace else (None, NO_SUCH_WORKSPACE)
+
+
+@bp.get("/records")
+def list_records() -> dict[str, Any]:
+    """List records, oldest first, optionally of one workspace."""
+    query = select(Record).where(Record.account_id == current_caller().account.id)
+    workspace_id = request.args.get("workspace_id")
+    if workspace_id is not None:
+        query = query.where(Record.workspace_id == in_account(Workspace, workspace_id).id)
+    return paginate(query, Record, serialize)
+
+
+@bp.post("/records")
+def create_record() -> tuple[dict[str, Any], int]:
+    """Create a record in one of the account's workspaces."""
+    body = validation.json_object({"workspace_id", "title", "data"})
+    workspace, workspace_problem = _workspace_field(body.get("workspace_id"))
+    validation.check(
+        {
+            "workspace_id": workspace_problem,
+            "title": validation.text(body.get("title"), max_length=TITLE_MAX),
+            "data": validation.json_data(body.get("data", {})),
+        }
+    )
+    now = utcnow()
+    record = Record(
+        account_id=workspace.account_id,
+        workspace_id=workspace.id,
+        title=body["title"].strip(),
+        data=body.get("data", {}),
+        created_at=now,
+        updated_at=now,
+    )
+    db.session.add(record)
+    db.session.commit()
+    return serialize(record), 201
+
+
+@bp.get("/records/<record_id>")
+def get_record(record_id: str) -> dict[str, Any]:
+    """Show one record."""
+    return serialize(in_account(Record, record_id))
+
+
+@bp.patch("/records/<record_id>")
+def update_record(record_id: str) -> dict[str, Any]:
+    """Change a record's title, data or workspace."""
+    record = in_account(Record, record_id)
+    body = validation.json_object({"workspace_id", "title", "data"})
+    workspace, workspace_problem = (
+        _workspace_field(body["workspace_id"]) if "workspace_id" in body else (None, None)
+    )
+    validation.check(
+        {
+            "workspace_id": workspace_problem,
+            "title": validation.text(body["title"], max_length=TITLE_MAX)
+            if "title" in body
+            else None,
+            "data": validation.json_data(body["data"]) if "data" in body else None,
+        }
+    )
+    if workspace is not None:
+        record.workspace_id = workspace.id
+    if "title" in body:
+        record.title = body["title"].strip()
+    if "data" in body:
+        record.data = body["data"]
+    record.updated_at = utcnow()
+    db.session.commit()
+    return serialize(record)
+
+
+@bp.delete("/records/<record_id>")
+def delete_record(record_id: str) -> Response:
+    """Delete a record."""
+    db.session.delete(in_account(Record, record_id))
+    db.session.commit()
+    return Response(status=204)

@@ -1,0 +1,125 @@
+"""Lockout after consecutive failures, counted atomically so parallel guesses can't slip by.
+
+Each attempt first reserves its place with one atomic increment of ``failed_attempts`` and is
+judged only when that place is within the threshold; a correct password then clears the count,
+again with one conditional update. However many attempts arrive at once, no more than the
+threshold are ever checked before the lock, and none succeeds once the count has passed it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import and_
+from sqlalchemy import case
+from sqlalchemy import or_
+from sqlalchemy import update
+
+from terminus_hub import audit
+from terminus_hub import links
+from terminus_hub.extensions import db
+from terminus_hub.mail import send_email
+from terminus_hub.models import User
+from terminus_hub.models import utcnow
+
+
+def _max_attempts() -> int:
+    return current_app.config["TERMINUS_LOCKOUT_MAX_ATTEMPTS"]
+
+
+def _lock_expired(now: datetime):  # type: ignore[no-untyped-def]
+    return and_(User.locked_until.is_not(None), User.locked_until <= now)
+
+
+def reserve_attempt(user: User) -> bool:
+    """Count one attempt; say whether it may be judged (not locked, within the threshold)."""
+    now = utcnow()
+    expired = _lock_expired(now)
+    # A lock that has run out starts a fresh count.
+    row = db.session.execute(
+        update(User)
+        .where(User.id == user.id)
+        .values(
+            failed_attempts=case((expired, 1), else_=User.failed_attempts + 1),
+            locked_at=case((expired, None), else_=User.locked_at),
+            locked_until=case((expired, None), else_=User.locked_until),
+        )
+        .returning(User.failed_attempts, User.locked_until)
+    ).one()
+    db.session.commit()  # visible to parallel attempts before the slow password check
+    locked = row.locked_until is not None and row.locked_until > now
+    return not locked and row.failed_attempts <= _max_attempts()
+
+
+def record_failure(user: User) -> None:
+    """Lock the user once the count reaches the threshold, mailing the unlock link once."""
+    now = utcnow()
+    minutes = current_app.config["TERMINUS_LOCKOUT_MINUTES"]
+    result = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.failed_attempts >= _max_attempts(),
+            or_(User.locked_until.is_(None), User.locked_until <= now),
+        )
+        .values(locked_at=now, locked_until=now + timedelta(minutes=minutes))
+    )
+    if result.rowcount == 1:
+        db.session.refresh(user)
+        send_unlock_email(user)
+        audit.record("account.locked", user=user, detail={"minutes": minutes})
+    db.session.commit()
+
+
+def record_success(user: User) -> bool:
+    """Clear the count for a correct password, unless a parallel attempt locked the user first."""
+    now = utcnow()
+    result = db.session.execute(
+        update(User)
+        .where(
+            User.id == user.id,
+            User.failed_attempts <= _max_attempts(),
+            or_(User.locked_until.is_(None), User.locked_until <= now),
+        )
+        .values(failed_attempts=0, locked_at=None, locked_until=None)
+    )
+    db.session.commit()
+    db.session.refresh(user)
+    return result.rowcount == 1
+
+
+def send_unlock_email(user: User) -> None:
+    """Mail the link that clears this lock."""
+    url = links.external_url("auth.unlock", token=links.make_token("unlock", user))
+    reset_url = links.external_url("auth.forgot_password")
+    send_email(
+        user.email,
+        "unlock",
+        user=user,
+        url=url,
+        reset_url=reset_url,
+        minutes=current_app.config["TERMINUS_LOCKOUT_MINUTES"],
+    )
+
+
+def unlock(user: User) -> bool:
+    """Clear the lock named by an unlock link; False when that lock is already gone."""
+    if user.locked_at is None:
+        return False
+    result = db.session.execute(
+        update(User)
+        .where(User.id == user.id, User.locked_at == user.locked_at)
+        .values(failed_attempts=0, locked_at=None, locked_until=None)
+    )
+    if result.rowcount == 1:
+        audit.record("account.unlocked", user=user, detail={"by": "link"})
+    return result.rowcount == 1
+
+
+def clear(user: User) -> None:
+    """Forget failures and any lock (operator unlock, password reset)."""
+    user.failed_attempts = 0
+    user.locked_at = None
+    user.locked_until = None

@@ -1,0 +1,127 @@
+"""App-level error pages: a page, an htmx fragment, never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask import Response
+from flask import g
+from flask import make_response
+from flask import render_template
+from flask import request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import InterfaceError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import ServiceUnavailable
+
+from terminus_hub.api import errors as api_errors
+from terminus_hub.api.errors import ApiError
+from terminus_hub.extensions import db
+from terminus_hub.extensions import login_manager
+from terminus_hub.htmx import is_htmx
+
+log = logging.getLogger(__name__)
+
+TITLES = {
+    400: "That request could not be understood",
+    403: "You can’t do that here",
+    404: "Page not found",
+    405: "That method is not allowed here",
+    413: "That request is too large",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+    503: "Terminus Hub is briefly unavailable",
+}
+MESSAGES = {
+    400: "Go back, reload the page and try again.",
+    403: "Your role does not allow this. Ask an owner or admin of the account.",
+    404: "The page you asked for does not exist, or you do not have access to it.",
+    405: "Go back and use the form on the page.",
+    413: "Send less data at once.",
+    429: "Wait a moment, then try again.",
+    500: "We have been told about it. Try again in a moment.",
+    503: "A service we depend on is not answering. Try again in a minute.",
+}
+CSRF_MESSAGE = "Your form expired or came from another site. Reload the page and try again."
+
+
+def init_app(app: Flask) -> None:
+    """Register the handlers that turn every error into a page, a fragment or API JSON."""
+    app.register_error_handler(ApiError, api_errors.to_response)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(CSRFError, _csrf_error)
+    for exc in (OperationalError, InterfaceError, PoolTimeoutError):
+        app.register_error_handler(exc, _database_down)
+    app.register_error_handler(Exception, _unexpected)
+
+
+def render_error(status: int, message: str | None = None) -> Response:
+    """Render the error page, or its fragment for htmx, with the given status."""
+    _settle_viewer()
+    template = "errors/_error.html" if is_htmx() else "errors/error.html"
+    context = {
+        "status": status,
+        "title": TITLES.get(status, "Something went wrong"),
+        "message": message or MESSAGES.get(status, MESSAGES[500]),
+    }
+    response = make_response(render_template(template, **context), status)
+    response.vary.add("HX-Request")
+    return response
+
+
+def _settle_viewer() -> None:
+    """Load the signed-in person now, or show the page as to a visitor if the database can't.
+
+    Every template runs Flask-Login's context processor, which loads the person; with the
+    database failing, that load would raise again inside the error handler (a bare 500).
+    """
+    try:
+        current_user._get_current_object()
+    except SQLAlchemyError:
+        db.session.rollback()
+        g._login_user = login_manager.anonymous_user()
+
+
+def _is_api() -> bool:
+    # By path, not blueprint: a routing 404 or 405 has no blueprint.
+    return request.path.startswith("/api/")
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    response = api_errors.from_http_exception(exc) if _is_api() else render_error(status)
+    if status == 405 and getattr(exc, "valid_methods", None):
+        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _csrf_error(exc: CSRFError) -> Response:
+    if _is_api():
+        return _http_error(exc)
+    return render_error(400, CSRF_MESSAGE)
+
+
+def _database_down(exc: Exception) -> Response:
+    db.session.rollback()
+    # The page for an outage is the same for everyone: no top bar whose queries would fail
+    # again inside this handler (a bare 500), and no second wait on a slow database.
+    g._login_user = login_manager.anonymous_user()
+    log.error("database unavailable: %s", type(exc).__name__)
+    return _http_error(ServiceUnavailable())
+
+
+def _unexpected(exc: Exception) -> Response:
+    if isinstance(exc, HTTPException):
+        return _http_error(exc)
+    db.session.rollback()
+    log.exception("unhandled error")
+    return _http_error(InternalServerError())

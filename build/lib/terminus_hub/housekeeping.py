@@ -1,0 +1,50 @@
+"""Deleting rows that have served their purpose (`flask housekeeping`, run hourly from cron)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import delete
+from sqlalchemy import or_
+
+from terminus_hub.extensions import db
+from terminus_hub.models import Invitation
+from terminus_hub.models import OutboxMessage
+from terminus_hub.models import SamlAssertion
+from terminus_hub.models import SamlRequest
+from terminus_hub.models import UserSession
+from terminus_hub.models import utcnow
+
+SENT_MAIL_KEPT = timedelta(days=7)  # long enough to answer "did the mail go out?"
+FAILED_MAIL_KEPT = timedelta(days=30)
+
+
+def purge() -> dict[str, int]:
+    """Delete what nothing needs any more; return how many rows went, per kind."""
+    now = utcnow()
+    config = current_app.config
+    idle = timedelta(hours=config["TERMINUS_SESSION_IDLE_HOURS"])
+    lifetime = timedelta(days=config["TERMINUS_SESSION_MAX_DAYS"])
+    statements = {
+        # Unanswered sign-ins past their ten minutes (anyone can start one with a GET).
+        "saml_requests": delete(SamlRequest).where(SamlRequest.expires_at < now),
+        # Replay protection is needed only until the assertion itself expires.
+        "saml_assertions": delete(SamlAssertion).where(SamlAssertion.expires_at < now),
+        "sessions": delete(UserSession).where(
+            or_(UserSession.last_seen_at < now - idle, UserSession.created_at < now - lifetime)
+        ),
+        # Past their expiry, used or not: the audit log keeps the record of each.
+        "invitations": delete(Invitation).where(Invitation.expires_at < now),
+        "outbox": delete(OutboxMessage).where(
+            or_(
+                OutboxMessage.sent_at < now - SENT_MAIL_KEPT,
+                OutboxMessage.failed_at < now - FAILED_MAIL_KEPT,
+            )
+        ),
+    }
+    counts = {}
+    for name, statement in statements.items():
+        counts[name] = db.session.execute(statement).rowcount
+        db.session.commit()
+    return counts

@@ -1,0 +1,83 @@
+"""Emailed-link tokens: signed, expiring, and bound to the state they change."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+
+from flask import current_app
+from flask import request
+from flask import url_for
+from itsdangerous import BadData
+from itsdangerous import URLSafeTimedSerializer
+
+from terminus_hub.extensions import db
+from terminus_hub.models import User
+
+# Longer than any token we make; anything longer is refused before it is parsed.
+MAX_TOKEN_LENGTH = 400
+
+INVALID_LINK = "This link is invalid, has expired or has already been used."
+
+
+def _confirm_state(user: User) -> str:
+    # Dies once the email is confirmed or changes.
+    return f"{user.email}|{user.confirmed_at is not None}"
+
+
+def _reset_state(user: User) -> str:
+    # Dies once the password changes, the email changes or the person signs in.
+    last = user.last_sign_in_at.isoformat() if user.last_sign_in_at else ""
+    return f"{user.email}|{user.password_hash}|{last}"
+
+
+def _unlock_state(user: User) -> str:
+    # Bound to one lock: dies once that lock is cleared or replaced by another.
+    return f"{user.locked_at.isoformat() if user.locked_at else 'unlocked'}"
+
+
+_PURPOSES: dict[str, tuple[Callable[[User], str], Callable[[dict], int]]] = {
+    "confirm": (_confirm_state, lambda c: c["TERMINUS_CONFIRM_TOKEN_HOURS"] * 3600),
+    "reset": (_reset_state, lambda c: c["TERMINUS_RESET_TOKEN_MINUTES"] * 60),
+    "unlock": (_unlock_state, lambda c: 24 * 3600),
+}
+
+
+def _serializer(purpose: str) -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=f"thub-{purpose}")
+
+
+def _fingerprint(purpose: str, user: User) -> str:
+    state, _ = _PURPOSES[purpose]
+    return hashlib.sha256(state(user).encode("utf-8")).hexdigest()[:32]
+
+
+def make_token(purpose: str, user: User) -> str:
+    """Sign a token for one purpose that names the user and the state it may change."""
+    return _serializer(purpose).dumps([user.id, _fingerprint(purpose, user)])
+
+
+def load_user(purpose: str, token: str) -> User | None:
+    """Return the user a token names while it is unexpired and its state is unchanged."""
+    if not token or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    _, max_age = _PURPOSES[purpose]
+    try:
+        user_id, fingerprint = _serializer(purpose).loads(
+            token, max_age=max_age(current_app.config)
+        )
+    except (BadData, ValueError, TypeError):
+        return None
+    if not isinstance(user_id, str) or not isinstance(fingerprint, str):
+        return None
+    user = db.session.get(User, user_id)
+    if user is None or _fingerprint(purpose, user) != fingerprint:
+        return None
+    return user
+
+
+def external_url(endpoint: str, **values: str) -> str:
+    """Build an absolute link for an email from TERMINUS_BASE_URL, never from a Host header."""
+    path = url_for(endpoint, **values)
+    base = current_app.config.get("TERMINUS_BASE_URL") or request.host_url
+    return base.rstrip("/") + path

@@ -1,0 +1,379 @@
+"""Every ORM model, in SQLAlchemy 2.0 typed style."""
+
+from __future__ import annotations
+
+import base64
+import secrets
+from collections.abc import Callable
+from datetime import UTC
+from datetime import datetime
+from typing import Any
+
+from flask_login import UserMixin
+from sqlalchemy import JSON
+from sqlalchemy import Boolean
+from sqlalchemy import DateTime
+from sqlalchemy import ForeignKey
+from sqlalchemy import Index
+from sqlalchemy import Integer
+from sqlalchemy import String
+from sqlalchemy import Text
+from sqlalchemy import UniqueConstraint
+from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.engine import Dialect
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+from sqlalchemy.orm import relationship
+from sqlalchemy.types import TypeDecorator
+
+from terminus_hub.extensions import db
+
+ROLES = ("owner", "admin", "member")
+MANAGER_ROLES = ("owner", "admin")
+
+
+def utcnow() -> datetime:
+    """Return the current time as an aware UTC datetime."""
+    return datetime.now(UTC)
+
+
+def new_public_id(prefix: str) -> Callable[[], str]:
+    """Return a maker of opaque ids such as ``acc_5k2x…`` (80 random bits)."""
+
+    def make() -> str:
+        token = base64.b32encode(secrets.token_bytes(10)).decode("ascii").lower()
+        return f"{prefix}_{token}"
+
+    return make
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timestamp stored as UTC and always read back timezone-aware, on every backend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+def render_migration_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
+    """Write UTCDateTime into migrations as a plain timestamp, so they never import the app."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime(timezone=True)"
+    return False
+
+
+class Account(db.Model):
+    __tablename__ = "accounts"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("acc"))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="account", cascade="all, delete-orphan"
+    )
+    workspaces: Mapped[list[Workspace]] = relationship(
+        back_populates="account", cascade="all, delete-orphan", order_by="Workspace.created_at"
+    )
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("usr"))
+    # Canonical (lower-case) form; the unique index makes the email one identity.
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    name: Mapped[str] = mapped_column(String(120), default="")
+    # None for people who only ever signed in through SSO.
+    password_hash: Mapped[str | None] = mapped_column(String(128))
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan"
+    )
+
+    @property
+    def is_confirmed(self) -> bool:
+        """Say whether the person has proved they own the email."""
+        return self.confirmed_at is not None
+
+
+class Membership(db.Model):
+    __tablename__ = "memberships"
+    __table_args__ = (UniqueConstraint("account_id", "user_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("mem"))
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="memberships")
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Workspace(db.Model):
+    __tablename__ = "workspaces"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("ws"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(120))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship(back_populates="workspaces")
+
+
+class Record(db.Model):
+    __tablename__ = "records"
+    # Lists page by (created_at, id) within an account, optionally within a workspace.
+    __table_args__ = (
+        Index("ix_records_account_created", "account_id", "created_at", "id"),
+        Index("ix_records_workspace_created", "workspace_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("rec"))
+    # Kept on the row so every query is scoped to the caller's account with one indexed test.
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    workspace_id: Mapped[str] = mapped_column(ForeignKey("workspaces.id", ondelete="CASCADE"))
+    title: Mapped[str] = mapped_column(String(200))
+    data: Mapped[dict[str, Any]] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql"), default=dict
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class ApiKey(db.Model):
+    """An account's key: the token itself is never stored, only its SHA-256."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("key"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # For the record only: the key belongs to the account and outlives its creator.
+    created_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+    created_by: Mapped[User | None] = relationship()
+
+
+class SsoConnection(db.Model):
+    """An account's SAML identity provider, the email domains it serves, and enforcement."""
+
+    __tablename__ = "sso_connections"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("sso"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), unique=True
+    )
+    idp_metadata_xml: Mapped[str] = mapped_column(Text)
+    # Changes with every new metadata, so cached SAML clients are rebuilt.
+    metadata_version: Mapped[int] = mapped_column(Integer, default=1)
+    enforced: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who gave the current metadata: "operator", "owner" or "admin". An IdP an admin set up
+    # never signs in an owner, or an admin could configure their own IdP and become one.
+    metadata_set_by_role: Mapped[str] = mapped_column(
+        String(16), default="operator", server_default="operator"
+    )
+    # When a sign-in through this metadata last succeeded; enforcing from the web needs one.
+    tested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+    account: Mapped[Account] = relationship()
+    domains: Mapped[list[SsoDomain]] = relationship(
+        back_populates="connection", cascade="all, delete-orphan", order_by="SsoDomain.domain"
+    )
+
+
+class SsoDomain(db.Model):
+    """An account's claim to an email domain, proven (verified) by DNS or by an operator.
+
+    Several accounts may claim one domain; the partial unique index lets only one hold it
+    verified, and only verified domains route, enforce and create people.
+    """
+
+    __tablename__ = "sso_domains"
+    __table_args__ = (
+        UniqueConstraint("connection_id", "domain"),
+        Index(
+            "ux_sso_domains_verified_domain",
+            "domain",
+            unique=True,
+            sqlite_where=text("verified_at IS NOT NULL"),
+            postgresql_where=text("verified_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("dom"))
+    domain: Mapped[str] = mapped_column(String(253), index=True)
+    connection_id: Mapped[str] = mapped_column(
+        ForeignKey("sso_connections.id", ondelete="CASCADE"), index=True
+    )
+    # Published by the owner as terminus-hub-verification=<token>; each new claim gets its own.
+    verification_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    verified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    verified_by: Mapped[str | None] = mapped_column(String(16))  # "dns" or "operator"
+    # The last DNS check (a manual verify or the scheduled re-check) and what it found.
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    check_message: Mapped[str | None] = mapped_column(String(300))
+    # Re-checks in a row that found the record gone; two make a verified domain unverified.
+    check_failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+
+    connection: Mapped[SsoConnection] = relationship(back_populates="domains")
+
+    @property
+    def is_verified(self) -> bool:
+        """Say whether the claim is proven."""
+        return self.verified_at is not None
+
+
+class SamlRequest(db.Model):
+    """An AuthnRequest this app sent; the IdP's answer consumes it once, on any instance."""
+
+    __tablename__ = "saml_requests"
+
+    id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    account_id: Mapped[str] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"))
+    next_path: Mapped[str | None] = mapped_column(String(2000))
+    # A test sign-in from the SSO settings page, which may then switch enforcement on.
+    is_test: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Who started a test sign-in: at an unverified domain it may sign in only them.
+    started_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class SamlAssertion(db.Model):
+    """An assertion id already accepted, kept until it expires so it cannot be replayed."""
+
+    __tablename__ = "saml_assertions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class Invitation(db.Model):
+    """An emailed invitation to join an account with a role; the link's token is stored hashed."""
+
+    __tablename__ = "invitations"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("inv"))
+    account_id: Mapped[str] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE"), index=True
+    )
+    email: Mapped[str] = mapped_column(String(254), index=True)
+    role: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    accepted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    account: Mapped[Account] = relationship()
+    invited_by: Mapped[User | None] = relationship()
+
+    @property
+    def is_pending(self) -> bool:
+        """Say whether the invitation can still be accepted."""
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
+
+
+class AuditEvent(db.Model):
+    """One security event, append-only: what happened, to whom, by whom, from where."""
+
+    __tablename__ = "audit_events"
+    __table_args__ = (
+        Index("ix_audit_events_account_created", "account_id", "created_at", "id"),
+        Index("ix_audit_events_user_created", "user_id", "created_at", "id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("evt"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    # No foreign keys: the record outlives the account, person or key it mentions.
+    account_id: Mapped[str | None] = mapped_column(String(32))
+    user_id: Mapped[str | None] = mapped_column(String(32))
+    actor_type: Mapped[str] = mapped_column(String(16))  # user, api_key, operator, anonymous
+    actor_id: Mapped[str | None] = mapped_column(String(32))
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(
+        JSON().with_variant(JSONB(), "postgresql"), default=dict
+    )
+
+
+class UserSession(db.Model):
+    """One signed-in browser; the cookie holds a secret whose SHA-256 is token_hash."""
+
+    __tablename__ = "sessions"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("ses"))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="SET NULL"), index=True
+    )
+    # Set for a session started through an account's identity provider: that IdP vouched
+    # for the person only towards its own account, so the session reaches no other.
+    sso_account_id: Mapped[str | None] = mapped_column(
+        ForeignKey("accounts.id", ondelete="CASCADE")
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ip_address: Mapped[str] = mapped_column(String(64), default="")
+    user_agent: Mapped[str] = mapped_column(String(512), default="")
+
+    user: Mapped[User] = relationship()
+
+
+class OutboxMessage(db.Model):
+    """A mail written in the transaction that caused it and sent after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_recipient_template", "recipient", "template", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("msg"))
+    recipient: Mapped[str] = mapped_column(String(254))
+    # Which email template made it: lets recovery mail be limited per address and kind.
+    template: Mapped[str] = mapped_column(String(40), default="", server_default="")
+    subject: Mapped[str] = mapped_column(String(200))
+    text_body: Mapped[str] = mapped_column(Text)
+    html_body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A sender claims a row until this time, so two senders never deliver it twice.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(String(500))

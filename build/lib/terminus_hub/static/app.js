@@ -1,0 +1,58 @@
+// Terminus Hub: CSRF header for htmx, focus after swaps, and the show-password toggle.
+(function () {
+  "use strict";
+
+  function csrfToken() {
+    var meta = document.querySelector('meta[name="csrf-token"]');
+    return meta ? meta.content : "";
+  }
+
+  document.addEventListener("htmx:configRequest", function (event) {
+    event.detail.headers["X-CSRFToken"] = csrfToken();
+  });
+
+  function wireReveal(root) {
+    root.querySelectorAll("button[data-reveal]").forEach(function (button) {
+      var input = document.getElementById(button.dataset.reveal);
+      if (!input || button.dataset.wired) { return; }
+      button.dataset.wired = "1";
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        var show = input.type === "password";
+        input.type = show ? "text" : "password";
+        button.textContent = show ? "Hide" : "Show";
+        button.setAttribute("aria-pressed", show ? "true" : "false");
+        input.focus();
+      });
+    });
+  }
+
+  // After htmx swaps a step in, move focus to its first error or autofocus field.
+  document.addEventListener("htmx:afterSwap", function (event) {
+    var root = event.detail.target && event.detail.target.isConnected ? event.detail.target : document;
+    var step = document.getElementById(root.id) || document;
+    wireReveal(document);
+    var target = step.querySelector("[aria-invalid=true]") || step.querySelector("[autofocus]");
+    if (target) { target.focus(); }
+  });
+
+  function wireCopy(root) {
+    root.querySelectorAll("button[data-copy]").forEach(function (button) {
+      var input = document.getElementById(button.dataset.copy);
+      if (!input || button.dataset.wired || !navigator.clipboard) { return; }
+      button.dataset.wired = "1";
+      button.hidden = false;
+      button.addEventListener("click", function () {
+        navigator.clipboard.writeText(input.value).then(function () {
+          button.textContent = "Copied";
+        }, function () {
+          input.select();
+          button.textContent = "Press Ctrl+C to copy";
+        });
+      });
+    });
+  }
+
+  document.addEventListener("htmx:afterSwap", function () { wireCopy(document); });
+  document.addEventListener("DOMContentLoaded", function () { wireReveal(document); wireCopy(document); });
+})();
