@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 from datetime import timedelta
 
@@ -10,6 +11,7 @@ from flask import Flask
 from flask import Request
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import request
 from flask import session
 from flask.sessions import SecureCookieSession
@@ -18,12 +20,15 @@ from flask_login import login_user
 from flask_login import logout_user
 from sqlalchemy import delete
 from sqlalchemy import select
+from sqlalchemy import update
 
 from terminus_hub.extensions import db
 from terminus_hub.extensions import login_manager
 from terminus_hub.models import User
 from terminus_hub.models import UserSession
 from terminus_hub.models import utcnow
+
+log = logging.getLogger(__name__)
 
 # Writing last_seen_at on every request would make every page a write; a minute is precise enough.
 _TOUCH_EVERY = timedelta(minutes=1)
@@ -57,6 +62,7 @@ class CookieSessions(SecureCookieSessionInterface):
 def init_app(app: Flask) -> None:
     """Make Flask-Login load people only through a live session row."""
     app.session_interface = CookieSessions()
+    app.after_request(_touch)
     login_manager.init_app(app)
     login_manager.login_view = "auth.sign_in"
     login_manager.login_message = "Sign in to continue."
@@ -71,8 +77,25 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
+_NOT_LOOKED_UP = object()
+
+
 def current_session() -> UserSession | None:
-    """Return the live session row behind this request's cookie, if any."""
+    """Return the live session row behind this request's cookie, if any.
+
+    Looked up once per request (every signed-in page asks several times); signing in or out
+    forgets the answer. The last-seen time is written after the response (``_touch``).
+    """
+    cached = g.get("user_session", _NOT_LOOKED_UP)
+    if cached is not _NOT_LOOKED_UP:
+        return cached  # type: ignore[return-value]
+    row = _look_up()
+    g.user_session = row
+    g.user_session_seen = row.last_seen_at if row is not None else None
+    return row
+
+
+def _look_up() -> UserSession | None:
     token = session.get(SESSION_KEY)
     if not isinstance(token, str):
         return None
@@ -87,10 +110,36 @@ def current_session() -> UserSession | None:
         db.session.delete(row)
         db.session.commit()
         return None
-    if now - row.last_seen_at > _TOUCH_EVERY:
-        row.last_seen_at = now
-        db.session.commit()
     return row
+
+
+def _forget() -> None:
+    g.pop("user_session", None)
+
+
+def _touch(response: Response) -> Response:
+    """After the response: note that the session was used (at most once a minute per session).
+
+    A conditional UPDATE of its own, so it never commits anything the view left behind, and a
+    failure only costs the note, never the response.
+    """
+    row = g.get("user_session")
+    seen = g.get("user_session_seen")
+    now = utcnow()
+    if not isinstance(row, UserSession) or seen is None or now - seen <= _TOUCH_EVERY:
+        return response
+    try:
+        db.session.execute(
+            update(UserSession)
+            .where(UserSession.id == row.id, UserSession.last_seen_at < now - _TOUCH_EVERY)
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        db.session.commit()
+    except Exception:
+        db.session.rollback()
+        log.warning("could not note a session's last use", exc_info=True)
+    return response
 
 
 def current_session_of(user: User) -> UserSession | None:
@@ -109,6 +158,7 @@ def _load_user(user_id: str) -> User | None:
 
 def start(user: User) -> UserSession:
     """Sign a person in with a new session id, discarding everything from before."""
+    _forget()
     previous = session.get(SESSION_KEY)
     if isinstance(previous, str):  # this browser's earlier session ends, row and all
         db.session.execute(delete(UserSession).where(UserSession.token_hash == _hash(previous)))
@@ -125,11 +175,14 @@ def start(user: User) -> UserSession:
     session[SESSION_KEY] = token
     session.permanent = True
     login_user(user)
+    g.user_session = row
+    g.user_session_seen = row.created_at = row.last_seen_at = utcnow()
     return row
 
 
 def end() -> None:
     """Sign out: delete the session row so a copied cookie stops working."""
+    _forget()
     token = session.get(SESSION_KEY)
     if isinstance(token, str):
         db.session.execute(delete(UserSession).where(UserSession.token_hash == _hash(token)))
@@ -139,6 +192,8 @@ def end() -> None:
 
 def end_all_for(user: User, keep: UserSession | None = None) -> None:
     """End every session of a person, except optionally the one given."""
+    if keep is None:
+        _forget()  # this request's session may be among them
     statement = delete(UserSession).where(UserSession.user_id == user.id)
     if keep is not None:
         statement = statement.where(UserSession.id != keep.id)
