@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import DBAPIError
 
 from terminus_hub.extensions import db
-from terminus_hub.models import Account
+from terminus_hub.models import AccountLike
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -61,7 +61,7 @@ def email_fingerprint(email: str) -> str:
 def record(
     kind: str,
     *,
-    account: Account | str | None = None,
+    account: AccountLike | str | None = None,
     user: User | str | None = None,
     actor: User | None = None,
     detail: dict[str, Any] | None = None,
@@ -108,7 +108,7 @@ def _actor(actor: User | None) -> tuple[str, str | None]:
 
 
 def account_events(
-    account: Account,
+    account: AccountLike,
     *,
     kind: str | None = None,
     user_id: str | None = None,
@@ -160,7 +160,7 @@ def serialize(event: AuditEvent) -> dict[str, Any]:
     }
 
 
-def export(account: Account) -> Iterator[dict[str, Any]]:
+def export(account: AccountLike) -> Iterator[dict[str, Any]]:
     """Yield every event of an account, oldest first, for SIEM import."""
     query = account_events(account).order_by(AuditEvent.created_at, AuditEvent.id)
     for event in db.session.scalars(query.execution_options(yield_per=500)):

@@ -26,6 +26,8 @@ def canonical_email(raw: str) -> str:
         result = validate_email(text, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(INVALID_EMAIL) from exc
+    if not result.ascii_email:  # allow_smtputf8=False: only ASCII addresses pass
+        raise InvalidEmail(INVALID_EMAIL)
     return result.ascii_email.lower()
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from flask import Response
 from flask import g
 from flask import make_response
 from flask import render_template
@@ -19,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import ServiceUnavailable
+from werkzeug.wrappers import Response
 
 from terminus_hub.api import errors as api_errors
 from terminus_hub.api.errors import ApiError
@@ -96,8 +96,9 @@ def _is_api() -> bool:
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
     response = api_errors.from_http_exception(exc) if _is_api() else render_error(status)
-    if status == 405 and getattr(exc, "valid_methods", None):
-        response.headers["Allow"] = ", ".join(exc.valid_methods)
+    valid_methods = getattr(exc, "valid_methods", None)
+    if status == 405 and valid_methods:
+        response.headers["Allow"] = ", ".join(valid_methods)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from typing import Any
+from typing import cast
 
 from flask import Flask
 from flask import request
@@ -17,7 +18,9 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf.csrf import CSRFProtect
 from sqlalchemy import MetaData
 from sqlalchemy import event
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Result
 from sqlalchemy.orm import DeclarativeBase
 
 from terminus_hub.mailer import Mail
@@ -29,6 +32,11 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def affected(result: Result[Any]) -> int:
+    """Return how many rows an UPDATE or DELETE touched (execute() is typed as a plain Result)."""
+    return cast(CursorResult[Any], result).rowcount
 
 
 class Base(DeclarativeBase):

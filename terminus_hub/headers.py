@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from flask import Flask
-from flask import Response
 from flask import request
+from werkzeug.wrappers import Response
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "

@@ -7,12 +7,12 @@ from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint
-from flask import Response
 from flask import jsonify
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.wrappers import Response
 
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter

@@ -8,6 +8,7 @@ from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy import or_
 
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import Invitation
 from terminus_hub.models import OutboxMessage
@@ -45,6 +46,6 @@ def purge() -> dict[str, int]:
     }
     counts = {}
     for name, statement in statements.items():
-        counts[name] = db.session.execute(statement).rowcount
+        counts[name] = affected(db.session.execute(statement))
         db.session.commit()
     return counts

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
 from flask import make_response
 from flask import redirect
 from flask import render_template
 from flask import request
+from werkzeug.wrappers import Response
 
 
 def is_htmx() -> bool:
@@ -29,6 +29,7 @@ def render(page: str, partial: str, status: int = 200, **context: Any) -> Respon
 
 def redirect_to(url: str) -> Response:
     """Navigate after a POST: 303 for a browser, 200 with HX-Redirect for htmx."""
+    response: Response
     if is_htmx():
         response = make_response("", 200)
         response.headers["HX-Redirect"] = url

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from typing import Any
 
 from flask import current_app
 from flask import request
@@ -76,7 +77,7 @@ def load_user(purpose: str, token: str) -> User | None:
     return user
 
 
-def external_url(endpoint: str, **values: str) -> str:
+def external_url(endpoint: str, **values: Any) -> str:
     """Build an absolute link for an email from TERMINUS_BASE_URL, never from a Host header."""
     path = url_for(endpoint, **values)
     base = current_app.config.get("TERMINUS_BASE_URL") or request.host_url

@@ -17,6 +17,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.extensions import mail
 from terminus_hub.models import OutboxMessage
@@ -98,6 +99,8 @@ def deliver_pending(limit: int = 100, ids: list[str] | None = None) -> tuple[int
         if not _claim(message_id):
             continue
         message = db.session.get(OutboxMessage, message_id)
+        if message is None:  # deleted (housekeeping) since it was listed
+            continue
         try:
             outcome = _deliver(message)
         except Exception as exc:
@@ -123,7 +126,7 @@ def _claim(message_id: str) -> bool:
         .values(claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
     )
     db.session.commit()
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def _deliver(message: OutboxMessage) -> str:

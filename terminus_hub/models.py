@@ -7,7 +7,9 @@ import secrets
 from collections.abc import Callable
 from datetime import UTC
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
+from typing import Protocol
 
 from flask_login import UserMixin
 from sqlalchemy import JSON
@@ -27,7 +29,28 @@ from sqlalchemy.orm import mapped_column
 from sqlalchemy.orm import relationship
 from sqlalchemy.types import TypeDecorator
 
+from terminus_hub.extensions import Base
 from terminus_hub.extensions import db
+
+# Flask-SQLAlchemy makes db.Model at run time from Base; type checkers see Base itself.
+if TYPE_CHECKING:
+    Model = Base
+else:
+    Model = db.Model
+
+
+class AccountLike(Protocol):
+    """An account as services need it: an ORM Account, or the API key check's plain reference."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def slug(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
 
 ROLES = ("owner", "admin", "member")
 MANAGER_ROLES = ("owner", "admin")
@@ -76,7 +99,7 @@ def render_migration_item(type_: str, obj: Any, autogen_context: Any) -> str | b
     return False
 
 
-class Account(db.Model):
+class Account(Model):
     __tablename__ = "accounts"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("acc"))
@@ -92,7 +115,7 @@ class Account(db.Model):
     )
 
 
-class User(UserMixin, db.Model):
+class User(UserMixin, Model):
     __tablename__ = "users"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("usr"))
@@ -118,7 +141,7 @@ class User(UserMixin, db.Model):
         return self.confirmed_at is not None
 
 
-class Membership(db.Model):
+class Membership(Model):
     __tablename__ = "memberships"
     __table_args__ = (UniqueConstraint("account_id", "user_id"),)
 
@@ -132,7 +155,7 @@ class Membership(db.Model):
     user: Mapped[User] = relationship(back_populates="memberships")
 
 
-class Workspace(db.Model):
+class Workspace(Model):
     __tablename__ = "workspaces"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("ws"))
@@ -145,7 +168,7 @@ class Workspace(db.Model):
     account: Mapped[Account] = relationship(back_populates="workspaces")
 
 
-class Record(db.Model):
+class Record(Model):
     __tablename__ = "records"
     # Lists page by (created_at, id) within an account, optionally within a workspace.
     __table_args__ = (
@@ -165,7 +188,7 @@ class Record(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
-class ApiKey(db.Model):
+class ApiKey(Model):
     """An account's key: the token itself is never stored, only its SHA-256."""
 
     __tablename__ = "api_keys"
@@ -186,7 +209,7 @@ class ApiKey(db.Model):
     created_by: Mapped[User | None] = relationship()
 
 
-class SsoConnection(db.Model):
+class SsoConnection(Model):
     """An account's SAML identity provider, the email domains it serves, and enforcement."""
 
     __tablename__ = "sso_connections"
@@ -214,7 +237,7 @@ class SsoConnection(db.Model):
     )
 
 
-class SsoDomain(db.Model):
+class SsoDomain(Model):
     """An account's claim to an email domain, proven (verified) by DNS or by an operator.
 
     Several accounts may claim one domain; the partial unique index lets only one hold it
@@ -257,7 +280,7 @@ class SsoDomain(db.Model):
         return self.verified_at is not None
 
 
-class SamlRequest(db.Model):
+class SamlRequest(Model):
     """An AuthnRequest this app sent; the IdP's answer consumes it once, on any instance."""
 
     __tablename__ = "saml_requests"
@@ -272,7 +295,7 @@ class SamlRequest(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class SamlAssertion(db.Model):
+class SamlAssertion(Model):
     """An assertion id already accepted, kept until it expires so it cannot be replayed."""
 
     __tablename__ = "saml_assertions"
@@ -281,7 +304,7 @@ class SamlAssertion(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
-class Invitation(db.Model):
+class Invitation(Model):
     """An emailed invitation to join an account with a role; the link's token is stored hashed."""
 
     __tablename__ = "invitations"
@@ -308,7 +331,7 @@ class Invitation(db.Model):
         return self.accepted_at is None and self.revoked_at is None and self.expires_at > utcnow()
 
 
-class AuditEvent(db.Model):
+class AuditEvent(Model):
     """One security event, append-only: what happened, to whom, by whom, from where."""
 
     __tablename__ = "audit_events"
@@ -332,7 +355,7 @@ class AuditEvent(db.Model):
     )
 
 
-class UserSession(db.Model):
+class UserSession(Model):
     """One signed-in browser; the cookie holds a secret whose SHA-256 is token_hash."""
 
     __tablename__ = "sessions"
@@ -356,7 +379,7 @@ class UserSession(db.Model):
     user: Mapped[User] = relationship()
 
 
-class OutboxMessage(db.Model):
+class OutboxMessage(Model):
     """A mail written in the transaction that caused it and sent after commit."""
 
     __tablename__ = "outbox"

@@ -9,18 +9,20 @@ from datetime import timedelta
 
 from flask import Flask
 from flask import Request
-from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
 from flask import session
 from flask.sessions import SecureCookieSession
 from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SessionMixin
+from flask.wrappers import Response as FlaskResponse
 from flask_login import login_user
 from flask_login import logout_user
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
+from werkzeug.wrappers import Response
 
 from terminus_hub.extensions import db
 from terminus_hub.extensions import login_manager
@@ -52,7 +54,7 @@ class CookieSessions(SecureCookieSessionInterface):
             return self.session_class()
         return super().open_session(app, request)
 
-    def save_session(self, app: Flask, session: SecureCookieSession, response: Response) -> None:
+    def save_session(self, app: Flask, session: SessionMixin, response: FlaskResponse) -> None:
         # Never answer a key call with a cookie: it would replace the browser's real session.
         if self._key_call(request):
             return
@@ -88,7 +90,7 @@ def current_session() -> UserSession | None:
     """
     cached = g.get("user_session", _NOT_LOOKED_UP)
     if cached is not _NOT_LOOKED_UP:
-        return cached  # type: ignore[return-value]
+        return cached
     row = _look_up()
     g.user_session = row
     g.user_session_seen = row.last_seen_at if row is not None else None

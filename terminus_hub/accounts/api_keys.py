@@ -8,7 +8,7 @@ from sqlalchemy import select
 from terminus_hub import audit
 from terminus_hub import keys
 from terminus_hub.extensions import db
-from terminus_hub.models import Account
+from terminus_hub.models import AccountLike
 from terminus_hub.models import ApiKey
 from terminus_hub.models import User
 
@@ -29,7 +29,7 @@ def name_problem(name: object) -> str | None:
     return None
 
 
-def create_key(account: Account, name: str, creator: User | None) -> tuple[ApiKey, str]:
+def create_key(account: AccountLike, name: str, creator: User | None) -> tuple[ApiKey, str]:
     """Make a key for an account; return the row and the full token (never stored)."""
     token = keys.generate()
     row = ApiKey(
@@ -45,7 +45,7 @@ def create_key(account: Account, name: str, creator: User | None) -> tuple[ApiKe
     return row, token
 
 
-def list_keys(account: Account) -> list[ApiKey]:
+def list_keys(account: AccountLike) -> list[ApiKey]:
     """Return an account's keys, newest first."""
     return list(
         db.session.scalars(
@@ -56,7 +56,7 @@ def list_keys(account: Account) -> list[ApiKey]:
     )
 
 
-def get_key(account: Account, key_id: str) -> ApiKey | None:
+def get_key(account: AccountLike, key_id: str) -> ApiKey | None:
     """Return one of an account's keys, or None (other accounts' keys are not found)."""
     return db.session.scalar(
         select(ApiKey).where(ApiKey.id == key_id, ApiKey.account_id == account.id)

@@ -20,11 +20,12 @@ from terminus_hub.accounts.membership import check_manager
 from terminus_hub.accounts.membership import may_grant
 from terminus_hub.accounts.membership import membership_of
 from terminus_hub.auth.proof import address_proved
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
-from terminus_hub.models import Account
+from terminus_hub.models import AccountLike
 from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -47,7 +48,7 @@ def _lifetime() -> timedelta:
     return timedelta(days=current_app.config["TERMINUS_INVITATION_DAYS"])
 
 
-def pending_for(account: Account) -> list[Invitation]:
+def pending_for(account: AccountLike) -> list[Invitation]:
     """Return an account's invitations that can still be accepted, newest first."""
     rows = db.session.scalars(
         select(Invitation)
@@ -62,7 +63,7 @@ def pending_for(account: Account) -> list[Invitation]:
 
 
 def invite(
-    account: Account, email: str, role: str, actor: Membership | None, inviter: User | None
+    account: AccountLike, email: str, role: str, actor: Membership | None, inviter: User | None
 ) -> Invitation:
     """Invite a canonical email with a role and mail the link."""
     check_manager(actor, "member", role)
@@ -103,7 +104,7 @@ def revoke(invitation: Invitation, actor: Membership | None) -> None:
     )
 
 
-def _send(invitation: Invitation, account: Account, inviter: User | None) -> None:
+def _send(invitation: Invitation, account: AccountLike, inviter: User | None) -> None:
     token = secrets.token_urlsafe(32)
     invitation.token_hash = _hash(token)
     db.session.flush()
@@ -195,7 +196,7 @@ def accept(
         .values(accepted_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    if claimed.rowcount != 1:
+    if affected(claimed) != 1:
         raise MembershipError("This invitation has already been used.")
     address_proved(user, password_set_by_proof=password_set_by_proof)
     existing = membership_of(user, invitation.account)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Response
 from flask import abort
 from flask import flash
 from flask import make_response
@@ -13,6 +12,7 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from terminus_hub import sessions
 from terminus_hub.accounts import invitations

@@ -16,6 +16,7 @@ from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
+from terminus_hub.models import AccountLike
 from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -78,11 +79,12 @@ def add_member(account: Account, user: User, role: str, actor: User | None = Non
 
 
 def _owner_count(account_id: str) -> int:
-    return db.session.scalar(
+    count = db.session.scalar(
         select(func.count())
         .select_from(Membership)
         .where(Membership.account_id == account_id, Membership.role == "owner")
     )
+    return count or 0
 
 
 def check_manager(actor: Membership | None, target_role: str, new_role: str | None) -> None:
@@ -222,7 +224,7 @@ def rename_account(account: Account, name: str) -> None:
     audit.record("account.renamed", account=account, detail={"from": old, "to": name})
 
 
-def members_of(account: Account) -> list[Membership]:
+def members_of(account: AccountLike) -> list[Membership]:
     """Return an account's memberships with their people, owners first."""
     order = case({"owner": 0, "admin": 1}, value=Membership.role, else_=2)
     return list(
@@ -235,7 +237,7 @@ def members_of(account: Account) -> list[Membership]:
     )
 
 
-def membership_of(user: User, account: Account) -> Membership | None:
+def membership_of(user: User, account: AccountLike) -> Membership | None:
     """Return a person's membership in an account, or None."""
     return db.session.scalar(
         select(Membership).where(Membership.user_id == user.id, Membership.account_id == account.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 
-from flask import Response
 from flask import abort
 from flask import flash
 from flask import redirect
@@ -14,11 +13,13 @@ from flask_login import current_user
 from flask_login import login_required
 from sqlalchemy import delete
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import sessions
 from terminus_hub.accounts.views import bp
 from terminus_hub.auth.forms import EmptyForm
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import UserSession
 
@@ -64,14 +65,17 @@ def sessions_page() -> str:
     person towards its own account, not for their other sessions.
     """
     current = sessions.current_session()
-    if _confined(current):
+    rows: list[UserSession]
+    if current is not None and current.sso_account_id is not None:
         rows = [current]
     else:
-        rows = db.session.scalars(
-            select(UserSession)
-            .where(UserSession.user_id == current_user.id)
-            .order_by(UserSession.last_seen_at.desc())
-        ).all()
+        rows = list(
+            db.session.scalars(
+                select(UserSession)
+                .where(UserSession.user_id == current_user.id)
+                .order_by(UserSession.last_seen_at.desc())
+            )
+        )
         rows = sorted(rows, key=lambda r: r.id != (current.id if current else None))
     return render_template(
         "accounts/sessions.html",
@@ -103,7 +107,7 @@ def sign_out_session(session_id: str) -> Response:
             UserSession.id != (current.id if current else ""),
         )
     )
-    if result.rowcount != 1:
+    if affected(result) != 1:
         abort(404)
     audit.record("session.revoked", user=current_user.id, detail={"which": "one"})
     db.session.commit()

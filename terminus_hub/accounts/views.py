@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from flask import Blueprint
-from flask import Response
 from flask import abort
 from flask import flash
 from flask import render_template
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
+from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
 from terminus_hub import sessions

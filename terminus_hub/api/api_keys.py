@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
+from werkzeug.wrappers import Response
 
 from terminus_hub.accounts import api_keys as keyring
 from terminus_hub.api import bp

@@ -14,7 +14,6 @@ from functools import wraps
 from typing import Any
 from typing import TypeVar
 
-from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
@@ -36,6 +35,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
 from werkzeug.exceptions import TooManyRequests
+from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
 from terminus_hub import keys
@@ -49,6 +49,7 @@ from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
+from terminus_hub.models import AccountLike
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -93,7 +94,7 @@ class Caller:
     read by one Core query, so a key check builds no ORM objects.
     """
 
-    account: Account | AccountRef
+    account: AccountLike
     auth: str  # "api_key" or "session"
     key: ApiKey | KeyRef | None = None
     user: User | None = None
@@ -213,7 +214,7 @@ def _from_session() -> Caller:
         account = None
     # Checked on every call, so a removed member loses access on the very next request.
     membership = membership_of(user, account) if account else None
-    if membership is None:
+    if account is None or membership is None:
         raise ApiError("forbidden", NO_ACCOUNT, 403)
     return Caller(account=account, auth="session", user=user, membership=membership)
 
@@ -473,7 +474,7 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
     def __init__(self, storage: RedisStorage) -> None:
         super().__init__(storage)
         self._redis = storage
-        self._script = storage.get_connection().register_script(_ACQUIRE_AND_READ)
+        self._script = storage.get_connection().register_script(_ACQUIRE_AND_READ.encode())
         self._windows = threading.local()
 
     def _read(self) -> dict[str, tuple[float, float, int]]:

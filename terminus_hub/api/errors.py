@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from flask import Response
 from flask import jsonify
 from werkzeug.exceptions import HTTPException
+from werkzeug.wrappers import Response
 
 REALM = 'Bearer realm="terminus"'
 

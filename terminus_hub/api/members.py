@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Response
 from flask import request
+from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub.accounts import invitations as invites
@@ -117,10 +117,12 @@ def create_invitation() -> tuple[dict[str, Any], int]:
     problems: dict[str, str | None] = {"role": None if body.get("role") in ROLES else ROLE_INVALID}
     email = None
     try:
-        email = canonical_email(body.get("email") if isinstance(body.get("email"), str) else "")
+        raw = body.get("email")
+        email = canonical_email(raw if isinstance(raw, str) else "")
     except InvalidEmail as exc:
         problems["email"] = str(exc)
     validation.check(problems)
+    assert email is not None  # validation.check refused a bad one
     caller = current_caller()
     try:
         check_manager(caller.membership, "member", body["role"])

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
 from flask import request
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from terminus_hub.api import bp
 from terminus_hub.api import validation
@@ -68,6 +68,7 @@ def create_record() -> tuple[dict[str, Any], int]:
             "data": validation.json_data(body.get("data", {})),
         }
     )
+    assert workspace is not None  # validation.check refused a missing one
     now = utcnow()
     record = Record(
         account_id=workspace.account_id,

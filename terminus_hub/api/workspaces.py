@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Response
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from terminus_hub.api import bp
 from terminus_hub.api import validation

@@ -19,6 +19,7 @@ from sqlalchemy import update
 
 from terminus_hub import audit
 from terminus_hub import links
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import User
@@ -66,7 +67,7 @@ def record_failure(user: User) -> None:
         )
         .values(locked_at=now, locked_until=now + timedelta(minutes=minutes))
     )
-    if result.rowcount == 1:
+    if affected(result) == 1:
         db.session.refresh(user)
         send_unlock_email(user)
         audit.record("account.locked", user=user, detail={"minutes": minutes})
@@ -87,7 +88,7 @@ def record_success(user: User) -> bool:
     )
     db.session.commit()
     db.session.refresh(user)
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def send_unlock_email(user: User) -> None:
@@ -113,9 +114,9 @@ def unlock(user: User) -> bool:
         .where(User.id == user.id, User.locked_at == user.locked_at)
         .values(failed_attempts=0, locked_at=None, locked_until=None)
     )
-    if result.rowcount == 1:
+    if affected(result) == 1:
         audit.record("account.unlocked", user=user, detail={"by": "link"})
-    return result.rowcount == 1
+    return affected(result) == 1
 
 
 def clear(user: User) -> None:

@@ -14,6 +14,7 @@ from terminus_hub import links
 from terminus_hub import sessions
 from terminus_hub.auth import lockout
 from terminus_hub.auth.proof import address_proved
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import OutboxMessage
@@ -74,7 +75,7 @@ def reset_password(user: User, new_password: str) -> bool:
         .values(password_hash=hash_password(new_password))
         .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if affected(result) != 1:
         db.session.rollback()
         return False
     db.session.refresh(user)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from flask import Response
 from flask import current_app
 from flask import flash
 from flask import make_response
 from flask import render_template
 from flask import request
 from flask import url_for
+from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
 from terminus_hub import links

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint
-from flask import Response
 from flask import flash
 from flask import make_response
 from flask import render_template
@@ -13,6 +12,7 @@ from flask import request
 from flask import session
 from flask import url_for
 from flask_login import current_user
+from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import htmx
@@ -107,7 +107,7 @@ def sign_in_password_submit() -> Response:
         return _password_step(form, status=422)
     result = signin.authenticate(form.email.data, form.password.data)
     _audit_sign_in(result, form.email.data)
-    if result.outcome is signin.Outcome.FAILED:
+    if result.outcome is signin.Outcome.FAILED or result.user is None:
         return _password_step(form, error=signin.INCORRECT, status=422)
     if result.outcome is signin.Outcome.UNCONFIRMED:
         resend = ResendForm(formdata=None, email=result.user.email)

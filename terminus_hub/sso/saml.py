@@ -38,6 +38,7 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import SamlAssertion
@@ -260,7 +261,7 @@ def finish_login(
             SamlRequest.id == pending.id, SamlRequest.account_id == account.id
         )
     )
-    if consumed.rowcount != 1:
+    if affected(consumed) != 1:
         db.session.rollback()
         raise SsoFailure("request already answered (replay)")
     _remember_assertion(identity.assertion_id, identity.remember_until)

@@ -231,7 +231,8 @@ def _verified_element(
             # TypeError on malformed signatures: every one of them means "not verified".
             failure = f"{type(exc).__name__}: {exc}"
             continue
-        signed = result.signed_xml
+        # One reference is expected, so signxml answers with one result, never a list.
+        signed = None if isinstance(result, list) else result.signed_xml
         if signed is None or signed.tag != tag:
             raise Refused(f"the {_local(tag)} signature covers something else")
         return signed

@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint
-from flask import Response
 from flask import abort
 from flask import current_app
 from flask import flash
@@ -17,6 +16,7 @@ from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import sessions

@@ -1,8 +1,0 @@
-"""The signed-in web app: the account picker and account pages."""
-
-from terminus_hub.accounts import audit_views  # noqa: F401  (registers its routes on bp)
-from terminus_hub.accounts import member_views  # noqa: F401  (registers its routes on bp)
-from terminus_hub.accounts import session_views  # noqa: F401  (registers its routes on bp)
-from terminus_hub.accounts.views import bp
-
-__all__ = ["bp"]
