@@ -137,6 +137,7 @@ def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[st
     """Fill a migrated database: `users` bulk users, then the bench account's real rows."""
     from terminus_hub import create_app
     from terminus_hub import keys
+    from terminus_hub.core.sso_connections import configure
     from terminus_hub.extensions import db
     from terminus_hub.models import Account
     from terminus_hub.models import ApiKey
@@ -146,7 +147,6 @@ def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[st
     from terminus_hub.models import Workspace
     from terminus_hub.models import utcnow
     from terminus_hub.passwords import hash_password
-    from terminus_hub.sso.connections import configure
 
     app = create_app(
         {**config, "SQLALCHEMY_DATABASE_URI": sqlalchemy_url},

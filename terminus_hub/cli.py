@@ -12,13 +12,22 @@ from flask.cli import with_appcontext
 from terminus_hub import audit
 from terminus_hub import housekeeping
 from terminus_hub import mail
-from terminus_hub.accounts import api_keys as keyring
-from terminus_hub.accounts.membership import MembershipError
-from terminus_hub.accounts.membership import account_by_slug
-from terminus_hub.accounts.membership import add_member
-from terminus_hub.accounts.membership import create_account
-from terminus_hub.auth import lockout
-from terminus_hub.auth.signin import find_user
+from terminus_hub.core import api_keys as keyring
+from terminus_hub.core import dns_proof
+from terminus_hub.core import lockout
+from terminus_hub.core import sso_domains as domains_module
+from terminus_hub.core.idp_metadata import MAX_METADATA_BYTES
+from terminus_hub.core.idp_metadata import MetadataError
+from terminus_hub.core.idp_metadata import decode_metadata
+from terminus_hub.core.membership import MembershipError
+from terminus_hub.core.membership import account_by_slug
+from terminus_hub.core.membership import add_member
+from terminus_hub.core.membership import create_account
+from terminus_hub.core.signin import find_user
+from terminus_hub.core.sso_connections import ConfigurationError
+from terminus_hub.core.sso_connections import configure
+from terminus_hub.core.sso_connections import connection_of
+from terminus_hub.core.sso_connections import parse_domains
 from terminus_hub.emails import InvalidEmail
 from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db
@@ -31,15 +40,6 @@ from terminus_hub.models import utcnow
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import hash_password
 from terminus_hub.passwords import password_problem
-from terminus_hub.sso import dns_proof
-from terminus_hub.sso import domains as domains_module
-from terminus_hub.sso.connections import ConfigurationError
-from terminus_hub.sso.connections import configure
-from terminus_hub.sso.connections import connection_of
-from terminus_hub.sso.connections import parse_domains
-from terminus_hub.sso.metadata import MAX_METADATA_BYTES
-from terminus_hub.sso.metadata import MetadataError
-from terminus_hub.sso.metadata import decode_metadata
 
 users = AppGroup("users", help="Create and manage people.")
 accounts = AppGroup("accounts", help="Create accounts and manage their members.")

@@ -20,8 +20,8 @@ from werkzeug.exceptions import InternalServerError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Response
 
-from terminus_hub.api import errors as api_errors
-from terminus_hub.api.errors import ApiError
+from terminus_hub import api_errors
+from terminus_hub.api_errors import ApiError
 from terminus_hub.extensions import db
 from terminus_hub.extensions import login_manager
 from terminus_hub.htmx import is_htmx

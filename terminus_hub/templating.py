@@ -9,7 +9,7 @@ from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy.exc import SQLAlchemyError
 
-from terminus_hub.accounts.membership import accounts_of
+from terminus_hub.core.membership import accounts_of
 from terminus_hub.extensions import db
 from terminus_hub.session_scope import within_scope
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from flask import Flask
 
-from terminus_hub.accounts.membership import add_member
-from terminus_hub.accounts.membership import create_account
+from terminus_hub.core.membership import add_member
+from terminus_hub.core.membership import create_account
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import User

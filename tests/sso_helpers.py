@@ -11,11 +11,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select
 
+from terminus_hub.core.sso_connections import configure
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import UserSession
-from terminus_hub.sso.connections import configure
 from terminus_hub.sso.views import SSO_FAILED
 from tests import factories
 from tests.saml_signer import Signer

@@ -14,7 +14,7 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub import keys
-from terminus_hub.accounts.api_keys import create_key
+from terminus_hub.core.api_keys import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey

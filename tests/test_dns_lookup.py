@@ -8,10 +8,10 @@ import time
 import pytest
 from flask import Flask
 
-from terminus_hub.sso import dns_proof
-from terminus_hub.sso.dns_proof import NameserverSettingError
-from terminus_hub.sso.dns_proof import Outcome
-from terminus_hub.sso.dns_proof import parse_nameservers
+from terminus_hub.core import dns_proof
+from terminus_hub.core.dns_proof import NameserverSettingError
+from terminus_hub.core.dns_proof import Outcome
+from terminus_hub.core.dns_proof import parse_nameservers
 
 NAME = "_terminus-hub.acme.example"
 RIGHT = "terminus-hub-verification=tok3n"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from terminus_hub.accounts.api_keys import create_key
+from terminus_hub.core.api_keys import create_key
 from terminus_hub.extensions import db
 from terminus_hub.keys import generate
 from terminus_hub.models import Account

@@ -20,15 +20,15 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from terminus_hub.accounts.invitations import ALREADY_INVITED
-from terminus_hub.accounts.invitations import ALREADY_MEMBER
-from terminus_hub.accounts.invitations import NOT_FOR_YOU
 from terminus_hub.accounts.member_views import INVITATION_INVALID
 from terminus_hub.accounts.member_views import INVITED
 from terminus_hub.accounts.member_views import JOINED
 from terminus_hub.accounts.member_views import RESENT
 from terminus_hub.accounts.member_views import REVOKED
-from terminus_hub.accounts.membership import OWNERS_ONLY
+from terminus_hub.core.invitations import ALREADY_INVITED
+from terminus_hub.core.invitations import ALREADY_MEMBER
+from terminus_hub.core.invitations import NOT_FOR_YOU
+from terminus_hub.core.membership import OWNERS_ONLY
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import Invitation

@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from sqlalchemy import select
 
 from terminus_hub.auth.recovery_views import UNLOCKED
-from terminus_hub.auth.signin import INCORRECT
+from terminus_hub.core.signin import INCORRECT
 from terminus_hub.extensions import db
 from terminus_hub.links import INVALID_LINK
 from terminus_hub.models import User
@@ -77,7 +77,7 @@ def test_while_locked_the_password_is_not_checked_and_attempts_still_count(
     checked = []
     real = passwords.verify_password
     monkeypatch.setattr(
-        "terminus_hub.auth.signin.verify_password", lambda *a: checked.append(1) or real(*a)
+        "terminus_hub.core.signin.verify_password", lambda *a: checked.append(1) or real(*a)
     )
     auth.sign_in(user.email, user.password)
     assert checked == []

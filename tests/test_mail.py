@@ -14,9 +14,9 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import update
 from werkzeug.test import TestResponse
 
-from terminus_hub.auth.forms import NAME_INVALID
 from terminus_hub.emails import INVALID_EMAIL
 from terminus_hub.extensions import db
+from terminus_hub.forms import NAME_INVALID
 from terminus_hub.mail import SUBJECTS
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import utcnow

@@ -16,18 +16,18 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
 
-from terminus_hub.accounts import invitations
-from terminus_hub.accounts.invitations import ALREADY_MEMBER as INVITE_ALREADY_MEMBER
 from terminus_hub.accounts.member_views import LEFT
 from terminus_hub.accounts.member_views import REMOVED
 from terminus_hub.accounts.member_views import RENAMED
 from terminus_hub.accounts.member_views import ROLE_CHANGED
-from terminus_hub.accounts.membership import CANNOT_MANAGE
-from terminus_hub.accounts.membership import LAST_OWNER
-from terminus_hub.accounts.membership import NAME_INVALID
-from terminus_hub.accounts.membership import OWNERS_ONLY
 from terminus_hub.api.auth import NO_ACCOUNT
 from terminus_hub.api.members import ROLE_INVALID
+from terminus_hub.core import invitations
+from terminus_hub.core.invitations import ALREADY_MEMBER as INVITE_ALREADY_MEMBER
+from terminus_hub.core.membership import CANNOT_MANAGE
+from terminus_hub.core.membership import LAST_OWNER
+from terminus_hub.core.membership import NAME_INVALID
+from terminus_hub.core.membership import OWNERS_ONLY
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import Invitation

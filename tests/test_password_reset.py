@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 from freezegun import freeze_time
 
-from terminus_hub.auth.recovery import PASSWORD_CHANGED
+from terminus_hub.core.recovery import PASSWORD_CHANGED
 from terminus_hub.extensions import db
 from terminus_hub.links import INVALID_LINK
 from terminus_hub.models import User

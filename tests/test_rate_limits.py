@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from terminus_hub import create_app
 from terminus_hub import passwords
-from terminus_hub.auth.recovery import FORGOT_SENT
+from terminus_hub.core.recovery import FORGOT_SENT
 from terminus_hub.extensions import db
 from terminus_hub.models import User
 from tests import factories

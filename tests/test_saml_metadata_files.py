@@ -21,7 +21,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
 
-from terminus_hub.sso.metadata import EXPIRED
+from terminus_hub.core.idp_metadata import EXPIRED
 from tests import factories
 from tests.conftest import AuthActions
 from tests.saml_signer import Signer

@@ -14,13 +14,13 @@ import pytest
 from lxml import etree
 from sqlalchemy import select
 
+from terminus_hub.core.idp_metadata import MetadataError
+from terminus_hub.core.idp_metadata import inspect_idp_metadata
 from terminus_hub.extensions import db
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import SamlAssertion
 from terminus_hub.models import SsoConnection
 from terminus_hub.sso.assertion import NAME_CLAIM
-from terminus_hub.sso.metadata import MetadataError
-from terminus_hub.sso.metadata import inspect_idp_metadata
 from terminus_hub.sso.views import METADATA_EXPIRED
 from tests.saml_signer import BASIC_FORMAT
 from tests.saml_signer import C14N_10

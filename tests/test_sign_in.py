@@ -7,8 +7,8 @@ import re
 import pytest
 from werkzeug.datastructures import MultiDict
 
-from terminus_hub.auth.signin import INCORRECT
-from terminus_hub.auth.signin import UNCONFIRMED
+from terminus_hub.core.signin import INCORRECT
+from terminus_hub.core.signin import UNCONFIRMED
 from tests import factories
 
 # The token (hidden field and meta tag) is the only part allowed to differ.

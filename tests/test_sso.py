@@ -37,15 +37,15 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import func
 from sqlalchemy import select
 
-from terminus_hub.auth.signin import INCORRECT
-from terminus_hub.auth.signin import SSO_ENFORCED
+from terminus_hub.core.signin import INCORRECT
+from terminus_hub.core.signin import SSO_ENFORCED
+from terminus_hub.core.sso_connections import configure
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
 from terminus_hub.models import SamlRequest
 from terminus_hub.models import User
 from terminus_hub.models import UserSession
-from terminus_hub.sso.connections import configure
 from terminus_hub.sso.views import SSO_FAILED
 from tests import factories
 from tests.saml_idp import ParsedRequest

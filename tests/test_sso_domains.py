@@ -17,6 +17,8 @@ from flask.testing import FlaskClient
 from sqlalchemy import func
 from sqlalchemy import select
 
+from terminus_hub.core.idp_metadata import INSECURE_SSO_URL
+from terminus_hub.core.sso_connections import configure
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import SamlRequest
@@ -26,8 +28,6 @@ from terminus_hub.models import User
 from terminus_hub.models import UserSession
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
-from terminus_hub.sso.connections import configure
-from terminus_hub.sso.metadata import INSECURE_SSO_URL
 from tests import factories
 from tests.conftest import Outbox
 from tests.saml_signer import Signer

@@ -10,12 +10,12 @@ from wtforms import StringField
 from wtforms.validators import DataRequired
 from wtforms.validators import ValidationError
 
-from terminus_hub.accounts.api_keys import name_problem
-from terminus_hub.accounts.membership import NAME_INVALID
-from terminus_hub.auth.forms import NAME_INVALID as NAME_INVALID_PERSON
-from terminus_hub.auth.forms import NAME_REQUIRED
-from terminus_hub.auth.forms import EmailMixin
-from terminus_hub.auth.forms import email_field
+from terminus_hub.core.api_keys import name_problem
+from terminus_hub.core.membership import NAME_INVALID
+from terminus_hub.forms import NAME_INVALID as NAME_INVALID_PERSON
+from terminus_hub.forms import NAME_REQUIRED
+from terminus_hub.forms import EmailMixin
+from terminus_hub.forms import email_field
 from terminus_hub.passwords import password_problem
 
 

@@ -18,9 +18,9 @@ from werkzeug.wrappers import Response
 from terminus_hub import audit
 from terminus_hub import sessions
 from terminus_hub.accounts.views import bp
-from terminus_hub.auth.forms import EmptyForm
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
+from terminus_hub.forms import EmptyForm
 from terminus_hub.models import UserSession
 
 SIGNED_OUT_ONE = "That session is signed out."

@@ -13,12 +13,12 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
 from terminus_hub import sessions
-from terminus_hub.accounts import api_keys as keyring
 from terminus_hub.accounts.forms import ApiKeyCreateForm
-from terminus_hub.accounts.membership import accounts_of
-from terminus_hub.accounts.membership import member_account_or_404
-from terminus_hub.auth.forms import EmptyForm
+from terminus_hub.core import api_keys as keyring
+from terminus_hub.core.membership import accounts_of
+from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.extensions import db
+from terminus_hub.forms import EmptyForm
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.session_scope import within_scope
 

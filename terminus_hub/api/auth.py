@@ -40,11 +40,11 @@ from wtforms import ValidationError
 
 from terminus_hub import keys
 from terminus_hub import sessions
-from terminus_hub.accounts.membership import accounts_of
-from terminus_hub.accounts.membership import membership_of
-from terminus_hub.api.errors import ApiError
-from terminus_hub.api.errors import invalid_token
-from terminus_hub.api.errors import unauthorized
+from terminus_hub.api_errors import ApiError
+from terminus_hub.api_errors import invalid_token
+from terminus_hub.api_errors import unauthorized
+from terminus_hub.core.membership import accounts_of
+from terminus_hub.core.membership import membership_of
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import MANAGER_ROLES

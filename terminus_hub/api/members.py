@@ -9,21 +9,21 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
-from terminus_hub.accounts import invitations as invites
-from terminus_hub.accounts.membership import MembershipError
-from terminus_hub.accounts.membership import change_role
-from terminus_hub.accounts.membership import check_manager
-from terminus_hub.accounts.membership import members_of
-from terminus_hub.accounts.membership import remove_member
 from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
-from terminus_hub.api.errors import ApiError
-from terminus_hub.api.errors import not_found
-from terminus_hub.api.errors import validation_error
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
+from terminus_hub.api_errors import ApiError
+from terminus_hub.api_errors import not_found
+from terminus_hub.api_errors import validation_error
+from terminus_hub.core import invitations as invites
+from terminus_hub.core.membership import MembershipError
+from terminus_hub.core.membership import change_role
+from terminus_hub.core.membership import check_manager
+from terminus_hub.core.membership import members_of
+from terminus_hub.core.membership import remove_member
 from terminus_hub.emails import InvalidEmail
 from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db

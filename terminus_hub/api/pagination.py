@@ -16,7 +16,7 @@ from sqlalchemy import Select
 from sqlalchemy import and_
 from sqlalchemy import or_
 
-from terminus_hub.api.errors import validation_error
+from terminus_hub.api_errors import validation_error
 from terminus_hub.extensions import db
 
 DEFAULT_LIMIT = 50

@@ -9,7 +9,7 @@ from sqlalchemy import Select
 from sqlalchemy import select
 
 from terminus_hub.api.auth import current_caller
-from terminus_hub.api.errors import not_found
+from terminus_hub.api_errors import not_found
 from terminus_hub.extensions import Base
 from terminus_hub.extensions import db
 

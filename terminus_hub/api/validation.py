@@ -8,8 +8,8 @@ from typing import Any
 
 from flask import request
 
-from terminus_hub.api.errors import ApiError
-from terminus_hub.api.errors import validation_error
+from terminus_hub.api_errors import ApiError
+from terminus_hub.api_errors import validation_error
 
 NOT_JSON = "Send a JSON object with Content-Type: application/json."
 UNKNOWN_FIELD = "Unknown field."

@@ -11,18 +11,18 @@ from flask import url_for
 from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
+from terminus_hub import limits
 from terminus_hub import links
-from terminus_hub.auth import limits
-from terminus_hub.auth import lockout
-from terminus_hub.auth import recovery
-from terminus_hub.auth.forms import EmptyForm
-from terminus_hub.auth.forms import ForgotPasswordForm
-from terminus_hub.auth.forms import ResendForm
-from terminus_hub.auth.forms import ResetPasswordForm
-from terminus_hub.auth.signin import find_user
 from terminus_hub.auth.views import bp
 from terminus_hub.auth.views import remember_email
+from terminus_hub.core import lockout
+from terminus_hub.core import recovery
+from terminus_hub.core.signin import find_user
 from terminus_hub.extensions import db
+from terminus_hub.forms import EmptyForm
+from terminus_hub.forms import ForgotPasswordForm
+from terminus_hub.forms import ResendForm
+from terminus_hub.forms import ResetPasswordForm
 from terminus_hub.passwords import context_words
 
 UNLOCKED = "Your account is unlocked. Sign in with your password."

@@ -13,12 +13,12 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from terminus_hub.core.saml_times import parse_time
 from terminus_hub.emails import try_canonical_email
 from terminus_hub.sso.signed import SAML
 from terminus_hub.sso.signed import SAMLP
 from terminus_hub.sso.signed import Refused
 from terminus_hub.sso.signed import Verified
-from terminus_hub.sso.times import parse_time
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"

@@ -10,10 +10,10 @@ from wtforms import StringField
 from wtforms import TextAreaField
 from wtforms.validators import ValidationError
 
-from terminus_hub.sso.connections import ConfigurationError
-from terminus_hub.sso.connections import parse_domains
-from terminus_hub.sso.metadata import MAX_METADATA_BYTES
-from terminus_hub.sso.metadata import decode_metadata
+from terminus_hub.core.idp_metadata import MAX_METADATA_BYTES
+from terminus_hub.core.idp_metadata import decode_metadata
+from terminus_hub.core.sso_connections import ConfigurationError
+from terminus_hub.core.sso_connections import parse_domains
 
 NEED_ALL_THREE = "Give the entity ID, the single sign-on URL and the certificate together."
 

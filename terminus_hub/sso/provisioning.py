@@ -10,16 +10,16 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from terminus_hub.accounts.membership import add_member
-from terminus_hub.accounts.membership import membership_of
-from terminus_hub.auth.proof import address_proved
+from terminus_hub.core.membership import add_member
+from terminus_hub.core.membership import membership_of
+from terminus_hub.core.proof import address_proved
+from terminus_hub.core.sso_connections import email_domain
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from terminus_hub.sso.connections import email_domain
 
 
 class NotProvisioned(Exception):

@@ -38,6 +38,10 @@ from saml2.xmldsig import SIG_RSA_SHA256
 from sqlalchemy import delete
 from sqlalchemy.exc import IntegrityError
 
+from terminus_hub.core.idp_metadata import IdpInfo
+from terminus_hub.core.idp_metadata import MetadataError
+from terminus_hub.core.idp_metadata import inspect_idp_metadata
+from terminus_hub.core.sso_connections import email_domain
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
@@ -48,11 +52,7 @@ from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.sso import assertion
 from terminus_hub.sso import signed
-from terminus_hub.sso.connections import email_domain
 from terminus_hub.sso.credentials import ensure_keypair
-from terminus_hub.sso.metadata import IdpInfo
-from terminus_hub.sso.metadata import MetadataError
-from terminus_hub.sso.metadata import inspect_idp_metadata
 
 log = logging.getLogger(__name__)
 

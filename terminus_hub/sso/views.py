@@ -19,14 +19,22 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
+from terminus_hub import limits
 from terminus_hub import sessions
-from terminus_hub.accounts.membership import account_by_slug
-from terminus_hub.accounts.membership import member_account_or_404
-from terminus_hub.accounts.membership import membership_of
-from terminus_hub.auth import limits
-from terminus_hub.auth.forms import EmptyForm
+from terminus_hub.core import dns_proof
+from terminus_hub.core import sso_domains as domains
+from terminus_hub.core.idp_metadata import MetadataError
+from terminus_hub.core.idp_metadata import build_idp_metadata
+from terminus_hub.core.membership import account_by_slug
+from terminus_hub.core.membership import member_account_or_404
+from terminus_hub.core.membership import membership_of
+from terminus_hub.core.sso_connections import ConfigurationError
+from terminus_hub.core.sso_connections import claim_for_email
+from terminus_hub.core.sso_connections import configure
+from terminus_hub.core.sso_connections import connection_of
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
+from terminus_hub.forms import EmptyForm
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
@@ -34,16 +42,8 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
 from terminus_hub.session_scope import within_scope
-from terminus_hub.sso import dns_proof
-from terminus_hub.sso import domains
 from terminus_hub.sso import saml
-from terminus_hub.sso.connections import ConfigurationError
-from terminus_hub.sso.connections import claim_for_email
-from terminus_hub.sso.connections import configure
-from terminus_hub.sso.connections import connection_of
 from terminus_hub.sso.forms import SsoSettingsForm
-from terminus_hub.sso.metadata import MetadataError
-from terminus_hub.sso.metadata import build_idp_metadata
 from terminus_hub.sso.provisioning import NotProvisioned
 from terminus_hub.sso.provisioning import provision
 

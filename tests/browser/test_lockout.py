@@ -7,7 +7,7 @@ from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 from terminus_hub.auth.recovery_views import UNLOCKED
-from terminus_hub.auth.signin import INCORRECT
+from terminus_hub.core.signin import INCORRECT
 from tests.browser.flows import email_field
 from tests.browser.flows import enter_password
 from tests.browser.flows import expect_account_home

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
-from terminus_hub.auth.recovery import FORGOT_SENT
-from terminus_hub.auth.recovery import PASSWORD_CHANGED
-from terminus_hub.auth.signin import INCORRECT
+from terminus_hub.core.recovery import FORGOT_SENT
+from terminus_hub.core.recovery import PASSWORD_CHANGED
+from terminus_hub.core.signin import INCORRECT
 from tests.browser.flows import email_field
 from tests.browser.flows import enter_password
 from tests.browser.flows import expect_account_home

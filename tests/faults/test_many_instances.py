@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from terminus_hub.auth.signin import INCORRECT
+from terminus_hub.core.signin import INCORRECT
 from terminus_hub.models import User
 from tests.faults.conftest import LOCKOUT_MAX_ATTEMPTS
 from tests.faults.conftest import SIGN_IN_LIMIT

@@ -6,6 +6,12 @@ import re
 
 from sqlalchemy import select
 
+from terminus_hub.core import sso_domains as domains_module
+from terminus_hub.core.idp_metadata import MetadataError
+from terminus_hub.core.idp_metadata import inspect_idp_metadata
+from terminus_hub.core.sso_domains import DomainError
+from terminus_hub.core.sso_domains import claim
+from terminus_hub.core.sso_domains import release
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
@@ -14,12 +20,6 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from terminus_hub.sso import domains as domains_module
-from terminus_hub.sso.domains import DomainError
-from terminus_hub.sso.domains import claim
-from terminus_hub.sso.domains import release
-from terminus_hub.sso.metadata import MetadataError
-from terminus_hub.sso.metadata import inspect_idp_metadata
 
 # 239 characters at most, so that _terminus-hub.<domain> still fits in a DNS name (253).
 _DOMAIN = re.compile(r"(?=.{1,239}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}")

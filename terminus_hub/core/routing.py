@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import url_for
 
+from terminus_hub.core.sso_connections import connection_for_email
+from terminus_hub.core.sso_connections import password_blocked
 from terminus_hub.models import User
-from terminus_hub.sso.connections import connection_for_email
-from terminus_hub.sso.connections import password_blocked
 
 
 def sso_login_url(email: str, next_path: str | None = None) -> str | None:

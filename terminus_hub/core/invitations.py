@@ -13,13 +13,14 @@ from sqlalchemy import update
 
 from terminus_hub import audit
 from terminus_hub import links
-from terminus_hub.accounts.membership import MembershipError
-from terminus_hub.accounts.membership import add_member
-from terminus_hub.accounts.membership import change_role
-from terminus_hub.accounts.membership import check_manager
-from terminus_hub.accounts.membership import may_grant
-from terminus_hub.accounts.membership import membership_of
-from terminus_hub.auth.proof import address_proved
+from terminus_hub.core.membership import MembershipError
+from terminus_hub.core.membership import add_member
+from terminus_hub.core.membership import change_role
+from terminus_hub.core.membership import check_manager
+from terminus_hub.core.membership import may_grant
+from terminus_hub.core.membership import membership_of
+from terminus_hub.core.proof import address_proved
+from terminus_hub.core.sso_connections import connection_for_email
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
@@ -30,7 +31,6 @@ from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from terminus_hub.sso.connections import connection_for_email
 
 ALREADY_MEMBER = "{email} is already a member of this account."
 ALREADY_INVITED = "{email} already has a pending invitation; resend it instead."

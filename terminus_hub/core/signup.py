@@ -6,8 +6,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from terminus_hub import links
-from terminus_hub.accounts.membership import create_account
-from terminus_hub.auth.recovery import may_mail
+from terminus_hub.core.membership import create_account
+from terminus_hub.core.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import User

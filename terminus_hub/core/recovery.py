@@ -12,8 +12,8 @@ from sqlalchemy import update
 from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub import sessions
-from terminus_hub.auth import lockout
-from terminus_hub.auth.proof import address_proved
+from terminus_hub.core import lockout
+from terminus_hub.core.proof import address_proved
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email

@@ -20,7 +20,7 @@ from saml2.mdstore import InMemoryMetaData
 from saml2.mdstore import MetadataStore
 from saml2.s_utils import UnsupportedBinding
 
-from terminus_hub.sso.times import parse_time
+from terminus_hub.core.saml_times import parse_time
 
 MAX_METADATA_BYTES = 512 * 1024
 

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from terminus_hub import audit
+from terminus_hub.core import dns_proof
 from terminus_hub.extensions import db
 from terminus_hub.mail import send_email
 from terminus_hub.models import Account
@@ -26,7 +27,6 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from terminus_hub.sso import dns_proof
 
 log = logging.getLogger("terminus_hub.security")
 
