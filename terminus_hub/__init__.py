@@ -17,12 +17,12 @@ from terminus_hub import errors
 from terminus_hub import guards
 from terminus_hub import headers
 from terminus_hub import health
-from terminus_hub import mail
 from terminus_hub import models
-from terminus_hub import sessions
+from terminus_hub import outbox
 from terminus_hub import settings
 from terminus_hub import sso
 from terminus_hub import templating
+from terminus_hub import user_sessions
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
@@ -53,9 +53,9 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     csrf.init_app(app)
     limiter.init_app(app)
     mail_extension.init_app(app)
-    sessions.init_app(app)
+    user_sessions.init_app(app)
     credentials.init_app(app)
-    mail.init_app(app)
+    outbox.init_app(app)
     templating.init_app(app)
     app.register_blueprint(auth.bp)
     app.register_blueprint(accounts.bp)

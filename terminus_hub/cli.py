@@ -11,9 +11,11 @@ from flask.cli import with_appcontext
 
 from terminus_hub import audit
 from terminus_hub import housekeeping
-from terminus_hub import mail
-from terminus_hub.core import api_keys as keyring
+from terminus_hub import outbox
+from terminus_hub.addresses import InvalidEmail
+from terminus_hub.addresses import canonical_email
 from terminus_hub.core import dns_proof
+from terminus_hub.core import keyring
 from terminus_hub.core import lockout
 from terminus_hub.core import sso_domains as domains_module
 from terminus_hub.core.idp_metadata import MAX_METADATA_BYTES
@@ -28,8 +30,6 @@ from terminus_hub.core.sso_connections import ConfigurationError
 from terminus_hub.core.sso_connections import configure
 from terminus_hub.core.sso_connections import connection_of
 from terminus_hub.core.sso_connections import parse_domains
-from terminus_hub.emails import InvalidEmail
-from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
@@ -331,5 +331,5 @@ def export_audit(slug: str) -> None:
 @mail_group.command("send-pending")
 def send_pending() -> None:
     """Send the mail waiting in the outbox (safe to run from cron on every instance)."""
-    sent, failed = mail.deliver_pending(limit=1000)
+    sent, failed = outbox.deliver_pending(limit=1000)
     click.echo(f"Sent {sent} mail(s); gave up on {failed}.")

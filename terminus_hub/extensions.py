@@ -23,7 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.engine import Result
 from sqlalchemy.orm import DeclarativeBase
 
-from terminus_hub.mailer import Mail
+from terminus_hub.smtp import Mail
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

@@ -13,9 +13,9 @@ from wtforms.validators import InputRequired
 from wtforms.validators import Length
 from wtforms.validators import ValidationError
 
-from terminus_hub.emails import INVALID_EMAIL
-from terminus_hub.emails import InvalidEmail
-from terminus_hub.emails import canonical_email
+from terminus_hub.addresses import INVALID_EMAIL
+from terminus_hub.addresses import InvalidEmail
+from terminus_hub.addresses import canonical_email
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import password_problem
 

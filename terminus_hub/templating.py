@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.extensions import db
-from terminus_hub.session_scope import within_scope
+from terminus_hub.idp_scope import within_scope
 
 HTMX_SCRIPT = "htmx-2.0.11.min.js"
 

@@ -21,8 +21,8 @@ from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
 
-from terminus_hub import keys
-from terminus_hub.core.api_keys import create_key
+from terminus_hub import api_tokens
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -201,7 +201,7 @@ def test_malformed_authorization_is_invalid_token_without_a_database_query(
 def test_query_counting_sees_the_lookup_of_a_well_formed_key(app: Flask, client, key) -> None:
     # The check above is only worth something if the listener sees real queries.
     with recorded_queries(app) as statements:
-        response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+        response = client.get("/api/v1/account", headers=bearer(api_tokens.generate()))
     assert_error(response, 401, "invalid_token")
     assert len(statements) == 1
 
@@ -216,7 +216,7 @@ def test_a_recently_used_key_costs_one_query(app: Flask, client: FlaskClient, ke
 
 
 def test_an_unknown_well_formed_key_is_invalid_token(client: FlaskClient, user) -> None:
-    response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+    response = client.get("/api/v1/account", headers=bearer(api_tokens.generate()))
     assert_error(response, 401, "invalid_token")
     assert response.headers["WWW-Authenticate"] == INVALID_TOKEN_CHALLENGE
 
@@ -249,7 +249,7 @@ def test_every_invalid_token_answer_is_identical(app: Flask, client: FlaskClient
         db.session.commit()
     headers = [
         "Bearer " + revoked,
-        "Bearer " + keys.generate(),
+        "Bearer " + api_tokens.generate(),
         "Bearer " + _change_last_character(token),
         "Basic " + token,
         "Bearer x",
@@ -300,7 +300,7 @@ def test_each_key_reaches_only_its_own_account(app: Flask, client: FlaskClient, 
 def test_a_signed_in_browser_with_a_bad_bearer_token_is_refused(client: FlaskClient, user):
     sign_in(client, user.email)
     assert client.get("/api/v1/account").status_code == 200
-    for header in ("Bearer nope", "Bearer " + keys.generate(), "Basic abc", ""):
+    for header in ("Bearer nope", "Bearer " + api_tokens.generate(), "Basic abc", ""):
         response = client.get("/api/v1/account", headers={"Authorization": header})
         assert_error(response, 401, "invalid_token")
 
@@ -476,7 +476,7 @@ def test_an_owner_or_admin_session_creates_a_key_shown_once(app, client, role) -
     assert created["name"] == "CI pipeline"
     assert created["last_used_at"] is None
     token = created["key"]
-    assert TOKEN_PATTERN.fullmatch(token) and keys.is_well_formed(token)
+    assert TOKEN_PATTERN.fullmatch(token) and api_tokens.is_well_formed(token)
     assert token.startswith(created["prefix"]) and len(created["prefix"]) < len(token)
 
     use = client.get("/api/v1/account", headers=bearer(token))
@@ -491,7 +491,7 @@ def test_the_key_list_never_holds_the_token_or_its_hash(app: Flask, client: Flas
     token = client.post(
         "/api/v1/api_keys", json={"name": "CI"}, headers={"X-CSRFToken": csrf}
     ).get_json()["key"]
-    digest = keys.token_hash(token)
+    digest = api_tokens.token_hash(token)
     client.get("/api/v1/account", headers=bearer(token))
 
     for headers in ({}, bearer(token)):
@@ -503,7 +503,7 @@ def test_the_key_list_never_holds_the_token_or_its_hash(app: Flask, client: Flas
         assert not TOKEN_PATTERN.search(text)
         (item,) = response.get_json()["data"]
         assert set(item) == LISTING_FIELDS
-        assert item["prefix"] == keys.display_prefix(token)
+        assert item["prefix"] == api_tokens.display_prefix(token)
         assert item["last_used_at"] is not None
     assert response.get_json()["next_cursor"] is None
 
@@ -525,7 +525,7 @@ def test_the_database_holds_no_token_only_its_sha256(app: Flask, client: FlaskCl
         stored = db.session.scalar(select(ApiKey.token_hash))
     assert not any(token in value or token[5:31] in value for value in values)
     assert not any(TOKEN_PATTERN.search(value) for value in values)
-    assert stored == keys.token_hash(token)
+    assert stored == api_tokens.token_hash(token)
 
 
 def test_deleting_a_key_makes_its_very_next_request_fail(app, client, user, key) -> None:
@@ -703,17 +703,19 @@ def test_spelling_the_header_differently_does_not_buy_a_new_budget(client: Flask
 def test_unknown_keys_are_counted_per_address(client: FlaskClient, key) -> None:
     _, token = key
     for _ in range(3):  # a fresh, well-formed key each time: each costs a database lookup
-        response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+        response = client.get("/api/v1/account", headers=bearer(api_tokens.generate()))
         assert_error(response, 401, "invalid_token")
         assert "Retry-After" not in response.headers
-    response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+    response = client.get("/api/v1/account", headers=bearer(api_tokens.generate()))
     assert_error(response, 429, "rate_limited")
     assert int(response.headers["Retry-After"]) > 0
     # The address's guessing budget is not the real key's: it still works.
     assert client.get("/api/v1/account", headers=bearer(token)).status_code == 200
     # Another address starts afresh.
     other = {"REMOTE_ADDR": "192.0.2.7"}
-    response = client.get("/api/v1/account", headers=bearer(keys.generate()), environ_base=other)
+    response = client.get(
+        "/api/v1/account", headers=bearer(api_tokens.generate()), environ_base=other
+    )
     assert_error(response, 401, "invalid_token")
 
 

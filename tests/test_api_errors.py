@@ -12,9 +12,9 @@ from flask import Flask
 from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 
+from terminus_hub import api_tokens
 from terminus_hub import create_app
-from terminus_hub import keys
-from terminus_hub.core.api_keys import create_key
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -466,7 +466,7 @@ def test_an_unreachable_database_is_a_json_503(tmp_path: Path) -> None:
     )
     client = app.test_client()
     try:
-        response = client.get("/api/v1/account", headers=bearer(keys.generate()))
+        response = client.get("/api/v1/account", headers=bearer(api_tokens.generate()))
         body = assert_error(response, 503, "unavailable")
         assert "sqlite" not in str(body).lower()
         # Malformed tokens never reach the database, so they still get their 401.

@@ -13,8 +13,8 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import func
 from sqlalchemy import select
 
-from terminus_hub import keys
-from terminus_hub.core.api_keys import create_key
+from terminus_hub import api_tokens
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -108,14 +108,14 @@ def test_creating_a_key_shows_the_token_once(app: Flask, client: FlaskClient, ro
     tokens = set(TOKEN_PATTERN.findall(page))
     assert len(tokens) == 1
     (token,) = tokens
-    assert keys.is_well_formed(token)
+    assert api_tokens.is_well_formed(token)
     assert "only time it is shown" in page
     assert api_status(app, token) == 200
 
     again = keys_page(client, person.account_slug)
     assert token not in again and token[5:] not in again
     assert not TOKEN_PATTERN.search(again)
-    assert "CI pipeline" in again and keys.display_prefix(token) in again
+    assert "CI pipeline" in again and api_tokens.display_prefix(token) in again
 
 
 def test_an_htmx_create_answers_with_the_fragment(app: Flask, client, owner, hx) -> None:
@@ -136,7 +136,7 @@ def test_the_list_shows_name_prefix_and_never_used(app: Flask, client, owner) ->
     key_id, token = make_api_key(app, owner.account_slug, "Nightly export")
     row = key_row(keys_page(client, owner.account_slug), key_id)
     assert "Nightly export" in row
-    assert keys.display_prefix(token) in row
+    assert api_tokens.display_prefix(token) in row
     assert "Never" in row
     assert token not in row and token[11:] not in row
 
@@ -170,7 +170,7 @@ def test_members_see_the_list_but_cannot_create_or_delete(app: Flask, client) ->
     sign_in(client, member_of(app, person.account_slug, "member"))
 
     page = keys_page(client, person.account_slug)
-    assert "Shared" in page and keys.display_prefix(token) in page
+    assert "Shared" in page and api_tokens.display_prefix(token) in page
     assert 'id="create-key"' not in page
     assert "/delete" not in page and "Delete key" not in page
 
@@ -280,13 +280,13 @@ def test_keys_create_prints_the_token_once_on_stdout(app: Flask, runner: FlaskCl
     assert result.exit_code == 0, result.output
     token = result.stdout.strip()
     assert result.stdout == token + "\n"
-    assert TOKEN_PATTERN.fullmatch(token) and keys.is_well_formed(token)
+    assert TOKEN_PATTERN.fullmatch(token) and api_tokens.is_well_formed(token)
     assert token not in result.stderr
     assert api_status(app, token) == 200
     with app.app_context():
         (row,) = db.session.scalars(select(ApiKey)).all()
-        assert (row.name, row.prefix) == ("CI pipeline", keys.display_prefix(token))
-        assert row.token_hash == keys.token_hash(token)
+        assert (row.name, row.prefix) == ("CI pipeline", api_tokens.display_prefix(token))
+        assert row.token_hash == api_tokens.token_hash(token)
 
 
 def test_keys_list_shows_prefix_and_name_but_not_the_token(app, runner, user) -> None:
@@ -298,7 +298,7 @@ def test_keys_list_shows_prefix_and_name_but_not_the_token(app, runner, user) ->
     assert result.exit_code == 0, result.output
     (line,) = result.stdout.strip().splitlines()
     assert key_id in line
-    assert keys.display_prefix(token) in line
+    assert api_tokens.display_prefix(token) in line
     assert "Nightly export" in line
     assert token not in result.output and token[11:] not in result.output
     assert not TOKEN_PATTERN.search(result.output)

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from terminus_hub.core.api_keys import create_key
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey

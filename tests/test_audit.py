@@ -26,8 +26,8 @@ from freezegun import freeze_time
 from sqlalchemy import event
 from sqlalchemy import select
 
+from terminus_hub import api_tokens
 from terminus_hub import audit
-from terminus_hub import keys
 from terminus_hub.accounts.audit_views import PAGE_SIZE
 from terminus_hub.api.auth import Caller
 from terminus_hub.extensions import db
@@ -567,7 +567,7 @@ def test_no_event_holds_a_secret(app, runner, user, outbox, tmp_path):
     cli_key = runner.invoke(args=["keys", "create", slug, "Cli"])
     secrets["cli key"] = cli_key.stdout.strip().splitlines()[-1]
     for name in ("web key", "api key", "cli key"):
-        secrets[name + " hash"] = keys.token_hash(secrets[name])
+        secrets[name + " hash"] = api_tokens.token_hash(secrets[name])
     owner.delete(f"/api/v1/api_keys/{api_key.get_json()['id']}", headers=csrf_of(owner, slug))
     # invitation, joining as a new person with a password
     owner.post(f"/a/{slug}/members/invite", data={"email": "new@example.com", "role": "member"})

@@ -11,11 +11,11 @@ from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
 
+from terminus_hub.addresses import INVALID_EMAIL
 from terminus_hub.core.membership import FIRST_WORKSPACE
 from terminus_hub.core.signin import UNCONFIRMED
-from terminus_hub.emails import INVALID_EMAIL
 from terminus_hub.extensions import db
-from terminus_hub.mail import send_email
+from terminus_hub.outbox import send_email
 from terminus_hub.passwords import TOO_SHORT
 from terminus_hub.passwords import TOO_WEAK
 from tests import factories

@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from terminus_hub.core.api_keys import create_key
+from terminus_hub.api_tokens import generate
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
-from terminus_hub.keys import generate
 from terminus_hub.models import Account
 from terminus_hub.models import Workspace
 from terminus_hub.settings import DEFAULTS

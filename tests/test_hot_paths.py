@@ -24,7 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from terminus_hub.api.auth import OneTripMovingWindow
-from terminus_hub.core.api_keys import create_key
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import Account

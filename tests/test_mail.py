@@ -14,12 +14,12 @@ from flask.testing import FlaskCliRunner
 from sqlalchemy import update
 from werkzeug.test import TestResponse
 
-from terminus_hub.emails import INVALID_EMAIL
+from terminus_hub.addresses import INVALID_EMAIL
 from terminus_hub.extensions import db
 from terminus_hub.forms import NAME_INVALID
-from terminus_hub.mail import SUBJECTS
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import SUBJECTS
 from tests import factories
 from tests.smtp_sink import SmtpSink
 from tests.smtp_sink import smtp_sink  # noqa: F401 (the fixture)
@@ -252,7 +252,7 @@ def test_without_mail_server_mail_and_link_go_to_the_log(
     outbox,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with caplog.at_level(logging.INFO, logger="terminus_hub.mail"):
+    with caplog.at_level(logging.INFO, logger="terminus_hub.outbox"):
         sign_up(client)
 
     [message] = outbox.messages(EMAIL)

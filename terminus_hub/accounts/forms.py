@@ -10,7 +10,7 @@ from wtforms import StringField
 from wtforms.validators import DataRequired
 from wtforms.validators import ValidationError
 
-from terminus_hub.core.api_keys import name_problem
+from terminus_hub.core.keyring import name_problem
 from terminus_hub.core.membership import NAME_INVALID
 from terminus_hub.forms import NAME_INVALID as NAME_INVALID_PERSON
 from terminus_hub.forms import NAME_REQUIRED

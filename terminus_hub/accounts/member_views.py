@@ -14,7 +14,7 @@ from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.accounts.forms import InvitationAcceptForm
 from terminus_hub.accounts.forms import InviteForm
 from terminus_hub.accounts.forms import RenameForm
@@ -29,13 +29,13 @@ from terminus_hub.core.membership import remove_member
 from terminus_hub.core.membership import rename_account
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.idp_scope import sso_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.passwords import context_words
 from terminus_hub.passwords import hash_password
-from terminus_hub.session_scope import sso_scope
 
 INVITED = "Invitation sent to {email}."
 RESENT = "A new invitation link went to {email}."
@@ -261,7 +261,7 @@ def invitation(token: str) -> Response:
         flash(str(exc), "error")
         return redirect(request.path, 303)
     if new_person:
-        sessions.start(user)  # a person who just proved the address and chose a password
+        user_sessions.start(user)  # a person who just proved the address and chose a password
     db.session.commit()
     flash(JOINED.format(name=row.account.name), "success")
     return redirect(url_for("accounts.home", slug=row.account.slug), 303)

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
-from terminus_hub import sessions
+from terminus_hub import user_sessions as sessions
 from terminus_hub.accounts.views import bp
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db

@@ -12,15 +12,15 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.accounts.forms import ApiKeyCreateForm
-from terminus_hub.core import api_keys as keyring
+from terminus_hub.core import keyring
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
-from terminus_hub.session_scope import within_scope
 
 bp = Blueprint("accounts", __name__)
 
@@ -41,7 +41,7 @@ def picker() -> str:
 def home(slug: str) -> str:
     """Show an account's workspaces and make it this session's current account."""
     account, membership = member_account_or_404(current_user, slug)
-    row = sessions.current_session()
+    row = user_sessions.current_session()
     if row is not None and row.account_id != account.id:
         row.account_id = account.id
         db.session.commit()

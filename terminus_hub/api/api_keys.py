@@ -11,7 +11,7 @@ from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api_errors import not_found
-from terminus_hub.core import api_keys as keyring
+from terminus_hub.core import keyring
 from terminus_hub.extensions import db
 from terminus_hub.models import ApiKey
 

@@ -38,8 +38,8 @@ from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
-from terminus_hub import keys
-from terminus_hub import sessions
+from terminus_hub import api_tokens
+from terminus_hub import user_sessions
 from terminus_hub.api_errors import ApiError
 from terminus_hub.api_errors import invalid_token
 from terminus_hub.api_errors import unauthorized
@@ -47,6 +47,7 @@ from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import membership_of
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
+from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import AccountLike
@@ -54,7 +55,6 @@ from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from terminus_hub.session_scope import within_scope
 
 # A busy key writes last_used_at at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
@@ -130,7 +130,7 @@ def bearer_token(header: str) -> str | None:
         return None
     scheme, _, token = header.partition(" ")
     token = token.strip()
-    if scheme.lower() != "bearer" or not keys.is_well_formed(token):
+    if scheme.lower() != "bearer" or not api_tokens.is_well_formed(token):
         return None
     return token
 
@@ -141,7 +141,7 @@ def _key_hash(header: str) -> str | None:
     if known is not None and known[0] == header:
         return known[1]
     token = bearer_token(header)
-    token_hash = keys.token_hash(token) if token is not None else None
+    token_hash = api_tokens.token_hash(token) if token is not None else None
     g.api_key_hash = (header, token_hash)
     return token_hash
 
@@ -203,7 +203,7 @@ def _from_session() -> Caller:
         except (CSRFError, ValidationError):
             raise ApiError("forbidden", CSRF_REQUIRED, 403) from None
     user = current_user._get_current_object()
-    row = sessions.current_session()
+    row = user_sessions.current_session()
     account = db.session.get(Account, row.account_id) if row and row.account_id else None
     if account is None:
         # With only one account there is nothing to choose.

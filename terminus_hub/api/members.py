@@ -9,6 +9,8 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
+from terminus_hub.addresses import InvalidEmail
+from terminus_hub.addresses import canonical_email
 from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
@@ -24,8 +26,6 @@ from terminus_hub.core.membership import change_role
 from terminus_hub.core.membership import check_manager
 from terminus_hub.core.membership import members_of
 from terminus_hub.core.membership import remove_member
-from terminus_hub.emails import InvalidEmail
-from terminus_hub.emails import canonical_email
 from terminus_hub.extensions import db
 from terminus_hub.models import ROLES
 from terminus_hub.models import AuditEvent

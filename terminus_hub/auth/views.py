@@ -18,7 +18,7 @@ from terminus_hub import audit
 from terminus_hub import htmx
 from terminus_hub import limits
 from terminus_hub import links
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.core import routing
 from terminus_hub.core import signin
 from terminus_hub.core import signup
@@ -115,7 +115,7 @@ def sign_in_password_submit() -> Response:
     if result.outcome is signin.Outcome.SSO_REQUIRED:
         return _password_step(form, error=signin.SSO_ENFORCED, status=403)
     target = safe_next(form.next.data) or _home_of(result.user)
-    sessions.start(result.user)
+    user_sessions.start(result.user)
     db.session.commit()
     return htmx.redirect_to(target)
 
@@ -160,7 +160,7 @@ def sign_out() -> Response:
     form = EmptyForm()
     if not form.validate_on_submit():
         return htmx.redirect_to(url_for("auth.sign_in"))
-    sessions.end()
+    user_sessions.end()
     db.session.commit()
     flash(SIGNED_OUT, "success")
     response = htmx.redirect_to(url_for("auth.sign_in"))

@@ -23,7 +23,6 @@ from terminus_hub.core.proof import address_proved
 from terminus_hub.core.sso_connections import connection_for_email
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
-from terminus_hub.mail import send_email
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import AccountLike
@@ -31,6 +30,7 @@ from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import send_email
 
 ALREADY_MEMBER = "{email} is already a member of this account."
 ALREADY_INVITED = "{email} already has a pending invitation; resend it instead."

@@ -21,9 +21,9 @@ from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
-from terminus_hub.mail import send_email
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import send_email
 
 
 def _max_attempts() -> int:

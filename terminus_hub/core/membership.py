@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from terminus_hub import audit
 from terminus_hub.extensions import db
+from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
@@ -22,7 +23,6 @@ from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import Workspace
 from terminus_hub.models import utcnow
-from terminus_hub.session_scope import within_scope
 
 FIRST_WORKSPACE = "Main"
 SLUG_PATTERN = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")

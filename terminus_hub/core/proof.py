@@ -9,7 +9,7 @@ pre-registered the address would share the real owner's account.
 from __future__ import annotations
 
 from terminus_hub import audit
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
 
@@ -25,7 +25,7 @@ def address_proved(user: User, *, password_set_by_proof: bool) -> None:
     discarded = not password_set_by_proof and user.password_hash is not None
     if discarded:
         user.password_hash = None
-    sessions.end_all_for(user)
+    user_sessions.end_all_for(user)
     user.confirmed_at = utcnow()
     audit.record(
         "account.unconfirmed_claim_cleared",

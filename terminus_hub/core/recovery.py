@@ -11,15 +11,15 @@ from sqlalchemy import update
 
 from terminus_hub import audit
 from terminus_hub import links
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.core import lockout
 from terminus_hub.core.proof import address_proved
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
-from terminus_hub.mail import send_email
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import send_email
 from terminus_hub.passwords import hash_password
 
 FORGOT_SENT = (
@@ -81,7 +81,7 @@ def reset_password(user: User, new_password: str) -> bool:
     db.session.refresh(user)
     address_proved(user, password_set_by_proof=True)  # the link proved the address
     lockout.clear(user)
-    sessions.end_all_for(user, keep=sessions.current_session_of(user))
+    user_sessions.end_all_for(user, keep=user_sessions.current_session_of(user))
     send_email(user.email, "password_changed", user=user)
     audit.record("password.changed", user=user, actor=user, detail={"by": "reset_link"})
     db.session.commit()

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from terminus_hub.addresses import try_canonical_email
 from terminus_hub.core import lockout
 from terminus_hub.core.routing import password_blocked_by_sso
-from terminus_hub.emails import try_canonical_email
 from terminus_hub.extensions import db
 from terminus_hub.models import User
 from terminus_hub.passwords import dummy_verify

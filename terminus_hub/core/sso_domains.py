@@ -20,13 +20,13 @@ from sqlalchemy.exc import IntegrityError
 from terminus_hub import audit
 from terminus_hub.core import dns_proof
 from terminus_hub.extensions import db
-from terminus_hub.mail import send_email
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import send_email
 
 log = logging.getLogger("terminus_hub.security")
 

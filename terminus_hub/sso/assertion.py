@@ -13,8 +13,8 @@ from datetime import datetime
 from datetime import timedelta
 from typing import Any
 
+from terminus_hub.addresses import try_canonical_email
 from terminus_hub.core.saml_times import parse_time
-from terminus_hub.emails import try_canonical_email
 from terminus_hub.sso.signed import SAML
 from terminus_hub.sso.signed import SAMLP
 from terminus_hub.sso.signed import Refused

@@ -20,7 +20,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import limits
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.core import dns_proof
 from terminus_hub.core import sso_domains as domains
 from terminus_hub.core.idp_metadata import MetadataError
@@ -35,13 +35,13 @@ from terminus_hub.core.sso_connections import connection_of
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
-from terminus_hub.session_scope import within_scope
 from terminus_hub.sso import saml
 from terminus_hub.sso.forms import SsoSettingsForm
 from terminus_hub.sso.provisioning import NotProvisioned
@@ -168,7 +168,7 @@ def acs(slug: str) -> Response:
     if asserted.is_test and _still_manages(account, asserted.started_by_id):
         connection.tested_at = utcnow()
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
-    row = sessions.start(user)  # clears the pre-sign-in session, so flash only after it
+    row = user_sessions.start(user)  # clears the pre-sign-in session, so flash only after it
     row.sso_account_id = account.id
     if asserted.is_test:
         target = url_for("sso.settings", slug=account.slug)

@@ -9,7 +9,7 @@ from playwright.sync_api import Page
 from playwright.sync_api import expect
 
 from terminus_hub.accounts.views import KEY_REVOKED
-from terminus_hub.keys import display_prefix
+from terminus_hub.api_tokens import display_prefix
 from tests.browser.flows import expect_account_home
 from tests.browser.flows import sign_in
 from tests.browser.harness import Hub

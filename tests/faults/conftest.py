@@ -37,7 +37,7 @@ from flask import Flask
 from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
-from terminus_hub.core import api_keys as keyring
+from terminus_hub.core import keyring
 from terminus_hub.core.membership import account_by_slug
 from terminus_hub.errors import TITLES
 from terminus_hub.extensions import db

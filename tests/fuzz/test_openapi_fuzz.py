@@ -13,7 +13,7 @@ from hypothesis import given
 from hypothesis import settings
 
 from terminus_hub import create_app
-from terminus_hub.core.api_keys import create_key
+from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from tests.conftest import BASE_CONFIG

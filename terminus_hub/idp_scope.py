@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import has_request_context
 
-from terminus_hub import sessions
+from terminus_hub import user_sessions
 from terminus_hub.models import Account
 
 
@@ -12,7 +12,7 @@ def sso_scope() -> str | None:
     """Return the account id this request's session is confined to, if any."""
     if not has_request_context():
         return None
-    row = sessions.current_session()
+    row = user_sessions.current_session()
     return row.sso_account_id if row is not None else None
 
 

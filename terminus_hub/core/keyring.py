@@ -5,8 +5,8 @@ from __future__ import annotations
 from sqlalchemy import delete
 from sqlalchemy import select
 
+from terminus_hub import api_tokens
 from terminus_hub import audit
-from terminus_hub import keys
 from terminus_hub.extensions import db
 from terminus_hub.models import AccountLike
 from terminus_hub.models import ApiKey
@@ -31,12 +31,12 @@ def name_problem(name: object) -> str | None:
 
 def create_key(account: AccountLike, name: str, creator: User | None) -> tuple[ApiKey, str]:
     """Make a key for an account; return the row and the full token (never stored)."""
-    token = keys.generate()
+    token = api_tokens.generate()
     row = ApiKey(
         account_id=account.id,
         name=name.strip(),
-        token_hash=keys.token_hash(token),
-        prefix=keys.display_prefix(token),
+        token_hash=api_tokens.token_hash(token),
+        prefix=api_tokens.display_prefix(token),
         created_by_id=creator.id if creator else None,
     )
     db.session.add(row)

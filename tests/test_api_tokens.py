@@ -10,7 +10,7 @@ from collections import Counter
 
 import pytest
 
-from terminus_hub import keys
+from terminus_hub import api_tokens
 
 TOKEN = re.compile(r"^thub_[0-9A-Za-z]{32}$")
 BASE62 = string.digits + string.ascii_uppercase + string.ascii_lowercase
@@ -28,17 +28,17 @@ def base62(number: int, width: int) -> str:
 
 @pytest.fixture(scope="module")
 def many_tokens() -> list[str]:
-    return [keys.generate() for _ in range(10_000)]
+    return [api_tokens.generate() for _ in range(10_000)]
 
 
 def test_a_token_is_thub_and_32_base62_characters() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     assert TOKEN.fullmatch(token)
     assert len(token) == 37
 
 
 def test_the_last_six_characters_are_the_base62_crc32_of_the_body() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     body, check = token[5:31], token[31:]
     assert len(body) == 26
     assert check == base62(zlib.crc32(body.encode("ascii")), 6)
@@ -46,11 +46,11 @@ def test_the_last_six_characters_are_the_base62_crc32_of_the_body() -> None:
 
 def test_a_token_made_by_hand_with_a_correct_checksum_is_well_formed() -> None:
     body = "A" * 26
-    assert keys.is_well_formed("thub_" + body + base62(zlib.crc32(body.encode()), 6))
+    assert api_tokens.is_well_formed("thub_" + body + base62(zlib.crc32(body.encode()), 6))
 
 
 def test_generated_tokens_are_well_formed(many_tokens: list[str]) -> None:
-    assert all(TOKEN.fullmatch(t) and keys.is_well_formed(t) for t in many_tokens)
+    assert all(TOKEN.fullmatch(t) and api_tokens.is_well_formed(t) for t in many_tokens)
 
 
 def test_generated_tokens_are_unique(many_tokens: list[str]) -> None:
@@ -70,7 +70,7 @@ def test_token_bodies_use_the_whole_alphabet_evenly(many_tokens: list[str]) -> N
 
 
 def test_every_one_character_change_fails_the_check() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     candidates = BASE62 + "_-+/=.é0"
     changed = 0
     for position in range(len(token)):
@@ -78,26 +78,26 @@ def test_every_one_character_change_fails_the_check() -> None:
             if replacement == token[position]:
                 continue
             mutated = token[:position] + replacement + token[position + 1 :]
-            assert not keys.is_well_formed(mutated), (position, replacement)
+            assert not api_tokens.is_well_formed(mutated), (position, replacement)
             changed += 1
     assert changed > 37 * 60
 
 
 def test_every_dropped_or_added_character_fails_the_check() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     for position in range(len(token) + 1):
-        assert not keys.is_well_formed(token[:position] + "A" + token[position:])
+        assert not api_tokens.is_well_formed(token[:position] + "A" + token[position:])
         if position < len(token):
-            assert not keys.is_well_formed(token[:position] + token[position + 1 :])
+            assert not api_tokens.is_well_formed(token[:position] + token[position + 1 :])
 
 
 def test_swapping_two_neighbouring_body_characters_fails_the_check() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     for position in range(5, 30):
         a, b = token[position], token[position + 1]
         if a != b:
             swapped = token[:position] + b + a + token[position + 2 :]
-            assert not keys.is_well_formed(swapped)
+            assert not api_tokens.is_well_formed(swapped)
 
 
 @pytest.mark.parametrize(
@@ -116,19 +116,19 @@ def test_swapping_two_neighbouring_body_characters_fails_the_check() -> None:
     ],
 )
 def test_malformed_tokens_are_not_well_formed(token: str) -> None:
-    assert not keys.is_well_formed(token)
+    assert not api_tokens.is_well_formed(token)
 
 
 def test_a_token_with_a_wrong_case_in_its_checksum_fails() -> None:
-    token = keys.generate()
+    token = api_tokens.generate()
     flipped = token[:-1] + token[-1].swapcase()
     if flipped != token:
-        assert not keys.is_well_formed(flipped)
+        assert not api_tokens.is_well_formed(flipped)
 
 
 def test_display_prefix_is_thub_and_six_characters_of_the_token() -> None:
-    token = keys.generate()
-    prefix = keys.display_prefix(token)
+    token = api_tokens.generate()
+    prefix = api_tokens.display_prefix(token)
     assert prefix == token[:11]
     assert prefix.startswith("thub_") and len(prefix) == 11
     # The prefix shows only the start of the random body, never the checksum.
@@ -136,13 +136,13 @@ def test_display_prefix_is_thub_and_six_characters_of_the_token() -> None:
 
 
 def test_hash_is_the_sha256_hex_digest_of_the_token() -> None:
-    token = keys.generate()
-    digest = keys.token_hash(token)
+    token = api_tokens.generate()
+    digest = api_tokens.token_hash(token)
     assert digest == hashlib.sha256(token.encode("ascii")).hexdigest()
     assert re.fullmatch(r"[0-9a-f]{64}", digest)
     assert token not in digest
 
 
 def test_different_tokens_have_different_hashes() -> None:
-    first, second = keys.generate(), keys.generate()
-    assert keys.token_hash(first) != keys.token_hash(second)
+    first, second = api_tokens.generate(), api_tokens.generate()
+    assert api_tokens.token_hash(first) != api_tokens.token_hash(second)
