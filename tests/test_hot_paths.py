@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
-from terminus_hub.api.auth import OneTripMovingWindow
+from terminus_hub.api.rate_limit import OneTripMovingWindow
 from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
@@ -154,10 +154,10 @@ def test_api_calls_are_counted_once_in_redis_per_key_and_endpoint(
 def test_api_calls_alone_bring_the_shared_counters_back_after_an_outage(
     app: Flask, client: FlaskClient, token: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from terminus_hub.api import auth
+    from terminus_hub.api import rate_limit
 
     limiter._storage_dead = True  # as after an outage: counting per process
-    monkeypatch.setattr(auth._backoff, "last", 0.0)  # the next re-check of Redis is due
+    monkeypatch.setattr(rate_limit._backoff, "last", 0.0)  # the next re-check of Redis is due
     assert client.get("/api/v1/account", headers=bearer(token)).status_code == 200
     assert not limiter._storage_dead
     assert isinstance(limiter.limiter, OneTripMovingWindow)

@@ -6,15 +6,16 @@ from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 
 from terminus_hub.api import auth
+from terminus_hub.api import rate_limit
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import limiter
 
-bp = Blueprint(auth.API_BLUEPRINT, __name__, url_prefix=auth.API_PREFIX)
+bp = Blueprint(rate_limit.API_BLUEPRINT, __name__, url_prefix=rate_limit.API_PREFIX)
 # Session callers are checked for X-CSRFToken by api.auth itself; key callers carry no cookies.
 csrf.exempt(bp)
 bp.before_request(auth.authenticate)
 # Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
-# auth.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
+# rate_limit.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
 # the limiter's storage; Flask-Limiter's own hook is wrapped to leave API calls alone.
 
 
@@ -28,11 +29,11 @@ def _on_register(state: BlueprintSetupState) -> None:
     for i in found:
         # Its filter would only say "not mine" after resolving the view, its exemptions and
         # meta limits; API calls skip it outright.
-        hooks[i] = auth.outside_the_api(hooks[i])
-    hooks.insert(0, auth.check_rate_limit)
+        hooks[i] = rate_limit.outside_the_api(hooks[i])
+    hooks.insert(0, rate_limit.check_rate_limit)
     # App-wide, so that unrouted paths under the API (404, 405) get their headers too.
-    state.app.after_request(auth.add_rate_limit_headers)
-    auth.one_trip_moving_window(limiter)
+    state.app.after_request(rate_limit.add_rate_limit_headers)
+    rate_limit.one_trip_moving_window(limiter)
 
 
 # The resource modules attach their routes to bp; imported last because they need it.

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import logging
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -14,39 +10,27 @@ from functools import wraps
 from typing import Any
 from typing import TypeVar
 
-from flask import current_app
 from flask import g
 from flask import request
-from flask import session
-from flask_limiter import Limiter
-from flask_limiter.constants import MAX_BACKEND_CHECKS
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from flask_wtf.csrf import validate_csrf
-from limits import RateLimitItem
-from limits import parse_many
-from limits.errors import StorageError
-from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
-from limits.util import WindowStats
 from sqlalchemy import Connection
 from sqlalchemy import bindparam
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
-from werkzeug.exceptions import TooManyRequests
-from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
-from terminus_hub import api_tokens
 from terminus_hub import user_sessions
+from terminus_hub.api import rate_limit
+from terminus_hub.api.bearer import key_hash
 from terminus_hub.api_errors import ApiError
 from terminus_hub.api_errors import invalid_token
 from terminus_hub.api_errors import unauthorized
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import membership_of
 from terminus_hub.extensions import db
-from terminus_hub.extensions import limiter
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
@@ -59,7 +43,6 @@ from terminus_hub.models import utcnow
 # A busy key writes last_used_at at most this often.
 LAST_USED_EVERY = timedelta(minutes=1)
 _UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_MAX_HEADER = 200
 
 CSRF_REQUIRED = "Send the page's CSRF token in the X-CSRFToken header."
 NO_ACCOUNT = "Open an account in the web app first, so the API knows which one you mean."
@@ -124,32 +107,10 @@ _KEY_SELECT = (
 )
 
 
-def bearer_token(header: str) -> str | None:
-    """Return the well-formed key in an Authorization header, or None (no database needed)."""
-    if len(header) > _MAX_HEADER or not header.isascii():
-        return None
-    scheme, _, token = header.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not api_tokens.is_well_formed(token):
-        return None
-    return token
-
-
-def _key_hash(header: str) -> str | None:
-    """The stored hash of the header's key, or None; worked out once per request."""
-    known = g.get("api_key_hash")
-    if known is not None and known[0] == header:
-        return known[1]
-    token = bearer_token(header)
-    token_hash = api_tokens.token_hash(token) if token is not None else None
-    g.api_key_hash = (header, token_hash)
-    return token_hash
-
-
 def _from_key(header: str) -> Caller:
     # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
     # the single indexed lookup; nothing here costs a password hash.
-    token_hash = _key_hash(header)
+    token_hash = key_hash(header)
     if token_hash is None:
         raise invalid_token()
     engine = db.engine
@@ -167,7 +128,7 @@ def _from_key(header: str) -> Caller:
             db.session.commit()
     if row is None:
         # Well-formed but unknown: each costs a lookup, so they are also counted per address.
-        _count_unknown_key()
+        rate_limit.count_unknown_key()
         raise invalid_token()
     key_id, last_used_at, account_id, slug, name = row
     return Caller(
@@ -232,294 +193,6 @@ def admin_only(view: F) -> F:
         return view(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
-
-
-def rate_limit_key() -> str:
-    """Count API calls per key, per signed-in user, or per address for anyone else.
-
-    A key is counted by its hash, not by the header's text: "bearer  KEY" and "Bearer KEY" are
-    one key with one budget. Headers that hold no well-formed key count against the address.
-    """
-    header = request.headers.get("Authorization")
-    if header is not None:
-        token_hash = _key_hash(header)
-        if token_hash is None:
-            return "addr:" + (request.remote_addr or "")
-        return "key:" + token_hash[:32]
-    user_id = session.get("_user_id")
-    if isinstance(user_id, str):
-        return "user:" + user_id
-    return "addr:" + (request.remote_addr or "")
-
-
-def rate_limit() -> str:
-    """Return the API's limit from settings."""
-    return current_app.config["TERMINUS_API_RATE_LIMIT"]
-
-
-# The API's rate limit, counted by these two hooks instead of Flask-Limiter's generic
-# machinery (which resolves decorators, exemptions and scopes on every request and cost more
-# CPU than the rest of a key check together). They keep its behaviour exactly: the same
-# settings (RATELIMIT_ENABLED, RATELIMIT_KEY_PREFIX, the storage and strategy it built), the same
-# Redis keys (a budget per key or user, per endpoint, as a Flask-Limiter blueprint limit
-# counts), the same headers, 429s and breach log, and the same in-memory fallback with its
-# log line and its back-off before Redis is tried again.
-_LIMITER_LOG = logging.getLogger("flask-limiter")
-_SECURITY_LOG = logging.getLogger("terminus_hub.security")
-FALLBACK = "Rate limit storage unreachable - falling back to in-memory storage"
-API_BLUEPRINT = "api"
-API_PREFIX = "/api/v1"
-
-
-def in_the_api() -> bool:
-    """Is this an API call: a route of the API blueprint, or an unrouted path under it?"""
-    if request.blueprint is not None:
-        return request.blueprint == API_BLUEPRINT
-    # Routing failed (404, 405): no endpoint, no blueprint; the path says whose it is.
-    path = request.path
-    return request.url_rule is None and (path == API_PREFIX or path.startswith(API_PREFIX + "/"))
-
-
-@functools.lru_cache(maxsize=32)
-def _limit_items(text: str) -> tuple[RateLimitItem, ...]:
-    return tuple(sorted(parse_many(text)))
-
-
-class _Backoff:
-    """When the storage is down, try it again after 1, 2, 4, … 32 s (as Flask-Limiter does)."""
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.last = time.time()
-
-    def due(self) -> bool:
-        if self.count > MAX_BACKEND_CHECKS:
-            self.count = 0
-        if time.time() - self.last > 2**self.count:
-            self.last = time.time()
-            self.count += 1
-            return True
-        return False
-
-
-_backoff = _Backoff()
-
-
-def _storage_failed() -> bool:
-    """Switch to the in-memory fallback; False when there is none (or it is already in use)."""
-    if limiter._in_memory_fallback_enabled and not limiter._storage_dead:
-        _LIMITER_LOG.warning(FALLBACK)
-        limiter._storage_dead = True
-        return True
-    return False
-
-
-def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLimitItem | None]:
-    if limiter._storage_dead and _backoff.due():
-        try:
-            recovered = limiter.storage.check()
-        except Exception:
-            recovered = False
-        if recovered:
-            _LIMITER_LOG.info("Rate limit storage recovered")
-            limiter._storage_dead = False
-            _backoff.count = 0
-    strategy = limiter.limiter  # the in-memory fallback while the storage is down
-    for item in items:
-        if not strategy.hit(item, *args):
-            return strategy, item
-    return strategy, None
-
-
-def _charge(who: str, what: str) -> tuple[Any, RateLimitItem, list[str]] | None:
-    """Count one hit for ``who`` on ``what``; raise 429 past the limit.
-
-    Returns what the X-RateLimit-* headers need, or None when the storage failed and errors
-    are swallowed.
-    """
-    items = _limit_items(rate_limit())
-    args = [who, what]
-    if limiter._key_prefix:
-        args.insert(0, limiter._key_prefix)
-    try:
-        strategy, breached = _hit(items, args)
-    except Exception:
-        if _storage_failed():
-            strategy, breached = _hit(items, args)
-        elif limiter._swallow_errors:
-            _LIMITER_LOG.exception("Failed to rate limit. Swallowing error")
-            return None
-        else:
-            raise
-    if breached is not None:
-        _LIMITER_LOG.info("ratelimit %s (%s) exceeded at endpoint: %s", breached, who, what)
-        _SECURITY_LOG.warning(
-            "excess_rate_limit_exceeded limit=%r endpoint=%s address=%s",
-            str(breached),
-            what,
-            request.remote_addr,
-        )
-        g.api_rate_limit = (strategy, breached, args)
-        raise TooManyRequests()
-    return strategy, items[0], args
-
-
-def check_rate_limit() -> None:
-    """Count an API call before anything else looks at it; refuse it past the limit (429)."""
-    if not (in_the_api() and limiter.enabled and limiter.initialized):
-        return
-    g.api_rate_limit = _charge(rate_limit_key(), request.endpoint or "")
-
-
-# Budget name for well-formed keys that match no key, counted per client address.
-UNKNOWN_KEYS = "api.unknown_keys"
-
-
-def _count_unknown_key() -> None:
-    """Count a lookup of an unknown key against the address (a fresh random key each time
-    would otherwise get a fresh budget each time)."""
-    if limiter.enabled and limiter.initialized:
-        _charge("addr:" + (request.remote_addr or ""), UNKNOWN_KEYS)
-
-
-def add_rate_limit_headers(response: Response) -> Response:
-    """X-RateLimit-Limit, -Remaining and -Reset on every counted call; Retry-After on a 429."""
-    state = g.pop("api_rate_limit", None)
-    if state is None or not limiter._headers_enabled:
-        return response
-    strategy, item, args = state
-    try:
-        reset, remaining = strategy.get_window_stats(item, *args)
-    except Exception:
-        if _storage_failed():
-            reset, remaining = limiter.limiter.get_window_stats(item, *args)
-        elif limiter._swallow_errors:
-            _LIMITER_LOG.exception("Failed to update rate limit headers. Swallowing error")
-            return response
-        else:
-            raise
-    reset_at = int(reset + 1)
-    headers = response.headers
-    headers.add("X-RateLimit-Limit", str(item.amount))
-    headers.add("X-RateLimit-Remaining", str(remaining))
-    headers.add("X-RateLimit-Reset", str(reset_at))
-    if response.status_code == 429:
-        headers["Retry-After"] = str(int(reset_at - time.time()))
-    return response
-
-
-def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
-    """Wrap a before-request hook so that it runs for every request but API calls."""
-
-    @wraps(hook)
-    def wrapper() -> Any:
-        if not in_the_api():
-            return hook()
-        return None
-
-    return wrapper
-
-
-# The moving window in one Redis round trip. limits' own strategy spends two per request:
-# one script to take an entry, a second to read the window back for the X-RateLimit-*
-# headers. This script does both atomically (the same two steps as limits'
-# acquire_moving_window.lua and moving_window.lua, on the same list), and the strategy keeps
-# the window it read for the headers of the same request.
-_ACQUIRE_AND_READ = """
-local timestamp = tonumber(ARGV[1])
-local limit = tonumber(ARGV[2])
-local expiry = tonumber(ARGV[3])
-local amount = tonumber(ARGV[4])
-local acquired = 0
-if amount <= limit then
-    local entry = redis.call('lindex', KEYS[1], limit - amount)
-    if not (entry and tonumber(entry) >= timestamp - expiry) then
-        local entries = {}
-        for i = 1, amount do
-            entries[i] = timestamp
-        end
-        for i = 1, #entries, 5000 do
-            redis.call('lpush', KEYS[1], unpack(entries, i, math.min(i + 4999, #entries)))
-        end
-        redis.call('ltrim', KEYS[1], 0, limit - 1)
-        redis.call('expire', KEYS[1], expiry)
-        acquired = 1
-    end
-end
-local low = 0
-local high = math.min(limit, redis.call('llen', KEYS[1])) - 1
-local found = nil
-while low <= high do
-    local mid = math.floor((low + high) / 2)
-    local value = tonumber(redis.call('lindex', KEYS[1], mid))
-    if value and value >= timestamp - expiry then
-        found = mid
-        low = mid + 1
-    else
-        high = mid - 1
-    end
-end
-if found then
-    return {acquired, redis.call('lindex', KEYS[1], found), found + 1}
-end
-return {acquired, false, 0}
-"""
-# Windows read by hit() live until their request's headers ask for them, and no longer.
-_WINDOW_TTL = 5.0
-
-
-class OneTripMovingWindow(MovingWindowRateLimiter):
-    """limits' moving window on Redis, hit and window read in one script call."""
-
-    def __init__(self, storage: RedisStorage) -> None:
-        super().__init__(storage)
-        self._redis = storage
-        self._script = storage.get_connection().register_script(_ACQUIRE_AND_READ.encode())
-        self._windows = threading.local()
-
-    def _read(self) -> dict[str, tuple[float, float, int]]:
-        windows = getattr(self._windows, "by_key", None)
-        if windows is None:
-            windows = self._windows.by_key = {}
-        return windows
-
-    def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
-        key = item.key_for(*identifiers)
-        now = time.time()
-        storage = self._redis
-        try:
-            acquired, oldest, count = self._script(
-                [storage.prefixed_key(key)], [now, item.amount, item.get_expiry(), cost]
-            )
-        except storage.base_exceptions as exc:
-            if storage.wrap_exceptions:
-                raise StorageError(exc) from exc
-            raise
-        windows = self._read()
-        if len(windows) > 16:
-            windows.clear()
-        windows[key] = (now, float(oldest) if oldest else now, int(count))
-        return bool(acquired)
-
-    def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
-        key = item.key_for(*identifiers)
-        window = self._read().pop(key, None)
-        if window is None or time.time() - window[0] > _WINDOW_TTL:
-            return super().get_window_stats(item, *identifiers)
-        _, start, count = window
-        return WindowStats(start + item.get_expiry(), item.amount - count)
-
-
-def one_trip_moving_window(limiter: Limiter) -> None:
-    """Use OneTripMovingWindow when the app counts a moving window in plain Redis.
-
-    Called once the limiter is bound to an app; any other strategy or storage is left as
-    Flask-Limiter made it, and its in-memory fallback is untouched.
-    """
-    storage = getattr(limiter, "_storage", None)
-    strategy = getattr(limiter, "_limiter", None)
-    if type(storage) is RedisStorage and type(strategy) is MovingWindowRateLimiter:
-        limiter._limiter = OneTripMovingWindow(storage)
 
 
 PUBLIC_ENDPOINTS = {"api.openapi_document"}
