@@ -1,4 +1,5 @@
-"""Decide what to believe about a request, and refuse input no page can store."""
+"""Decide what to believe about a request, refuse input no page can store, and find the account
+a page is about (404 for anyone who is not a member)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,14 @@ from flask import Flask
 from flask import abort
 from flask import request
 from werkzeug.middleware.proxy_fix import ProxyFix
+
+from terminus_hub.core.membership import SLUG_PATTERN
+from terminus_hub.core.membership import account_by_slug
+from terminus_hub.core.membership import membership_of
+from terminus_hub.idp_scope import within_scope
+from terminus_hub.models import Account
+from terminus_hub.models import Membership
+from terminus_hub.models import User
 
 
 def init_app(app: Flask) -> None:
@@ -35,3 +44,12 @@ def _refuse_nul() -> None:
         for key, value in values.items(multi=True):
             if "\x00" in key or "\x00" in value:
                 abort(400)
+
+
+def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
+    """Return the account and the person's membership; 404 when either is missing."""
+    account = account_by_slug(slug) if SLUG_PATTERN.fullmatch(slug) else None
+    membership = membership_of(user, account) if account else None
+    if account is None or membership is None or not within_scope([account]):
+        abort(404)
+    return account, membership

@@ -47,5 +47,5 @@ def purge() -> dict[str, int]:
     counts = {}
     for name, statement in statements.items():
         counts[name] = affected(db.session.execute(statement))
-        db.session.commit()
+        db.session.commit()  # deliberate: short transactions, one per table
     return counts

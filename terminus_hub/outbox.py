@@ -107,7 +107,7 @@ def deliver_pending(limit: int = 100, ids: list[str] | None = None) -> tuple[int
             # A message that cannot even be built (bad header, no sender) will never go out.
             log.exception("mail %s could not be sent", message_id)
             outcome = _record_failure(message, f"{type(exc).__name__}: {exc}", True)
-        db.session.commit()
+        db.session.commit()  # deliberate: each delivery's outcome is recorded on its own
         sent += outcome == "sent"
         failed += outcome == "failed"
     return sent, failed
@@ -125,7 +125,7 @@ def _claim(message_id: str) -> bool:
         )
         .values(claimed_until=now + timedelta(seconds=_CLAIM_SECONDS))
     )
-    db.session.commit()
+    db.session.commit()  # deliberate: other senders must see the claim before we send
     return affected(result) == 1
 
 

@@ -110,7 +110,7 @@ def _look_up() -> UserSession | None:
     lifetime = timedelta(days=config["TERMINUS_SESSION_MAX_DAYS"])
     if now - row.last_seen_at > idle or now - row.created_at > lifetime:
         db.session.delete(row)
-        db.session.commit()
+        db.session.commit()  # deliberate: an expired session ends whatever the request does
         return None
     return row
 

@@ -18,8 +18,8 @@ from sqlalchemy import select
 from terminus_hub import audit
 from terminus_hub.accounts.views import bp
 from terminus_hub.addresses import try_canonical_email
-from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.extensions import db
+from terminus_hub.guards import member_account_or_404
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import User

@@ -23,12 +23,12 @@ from terminus_hub.accounts.views import bp
 from terminus_hub.core import invitations
 from terminus_hub.core.membership import MembershipError
 from terminus_hub.core.membership import change_role
-from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.core.membership import members_of
 from terminus_hub.core.membership import remove_member
 from terminus_hub.core.membership import rename_account
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import sso_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Invitation

@@ -16,9 +16,9 @@ from terminus_hub import user_sessions
 from terminus_hub.accounts.forms import ApiKeyCreateForm
 from terminus_hub.core import keyring
 from terminus_hub.core.membership import accounts_of
-from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 

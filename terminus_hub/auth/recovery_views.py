@@ -40,6 +40,7 @@ def forgot_password() -> Response:
     form = ForgotPasswordForm()
     if form.validate_on_submit():
         recovery.request_reset(find_user(form.email.canonical))
+        db.session.commit()
         remember_email(form.email.canonical)
         minutes = current_app.config["TERMINUS_RESET_TOKEN_MINUTES"]
         flash(recovery.FORGOT_SENT.format(minutes=minutes), "success")
@@ -61,6 +62,7 @@ def reset_password(token: str) -> Response:
     if request.method == "POST" and form.validate():
         if not recovery.reset_password(user, form.password.data):
             return _invalid_link("auth/reset_invalid.html")
+        db.session.commit()
         remember_email(user.email)
         flash(recovery.PASSWORD_CHANGED, "success")
         return htmx.redirect_to(url_for("auth.sign_in"))

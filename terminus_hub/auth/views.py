@@ -175,6 +175,7 @@ def sign_up() -> Response:
     form = SignUpForm()
     if form.validate_on_submit():
         signup.register(form.name.data, form.email.canonical, form.password.data)
+        db.session.commit()
         remember_email(form.email.canonical)
         return htmx.redirect_to(url_for("auth.check_email"))
     form.password.data = ""

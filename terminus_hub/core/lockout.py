@@ -71,7 +71,7 @@ def record_failure(user: User) -> None:
         db.session.refresh(user)
         send_unlock_email(user)
         audit.record("account.locked", user=user, detail={"minutes": minutes})
-    db.session.commit()
+    db.session.commit()  # deliberate: the lock must hold for parallel attempts at once
 
 
 def record_success(user: User) -> bool:
@@ -86,7 +86,7 @@ def record_success(user: User) -> bool:
         )
         .values(failed_attempts=0, locked_at=None, locked_until=None)
     )
-    db.session.commit()
+    db.session.commit()  # deliberate, like the count: parallel attempts see it at once
     db.session.refresh(user)
     return affected(result) == 1
 

@@ -6,14 +6,12 @@ import re
 import secrets
 import unicodedata
 
-from flask import abort
 from sqlalchemy import case
 from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub import audit
 from terminus_hub.extensions import db
-from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
@@ -259,12 +257,3 @@ def accounts_of(user: User) -> list[Account]:
 def account_by_slug(slug: str) -> Account | None:
     """Return the account with this slug, or None."""
     return db.session.scalar(select(Account).where(Account.slug == slug))
-
-
-def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
-    """Return the account and the person's membership; 404 when either is missing."""
-    account = account_by_slug(slug) if SLUG_PATTERN.fullmatch(slug) else None
-    membership = membership_of(user, account) if account else None
-    if account is None or membership is None or not within_scope([account]):
-        abort(404)
-    return account, membership

@@ -58,11 +58,11 @@ def request_reset(user: User | None) -> None:
         url=url,
         minutes=current_app.config["TERMINUS_RESET_TOKEN_MINUTES"],
     )
-    db.session.commit()
 
 
 def reset_password(user: User, new_password: str) -> bool:
-    """Set a new password from a reset link; False if the link was used meanwhile.
+    """Set a new password from a reset link; False if the link was used meanwhile (the caller
+    commits on True).
 
     The update is conditional on the hash the link was issued for, so of two simultaneous
     resets with one link exactly one wins.
@@ -84,5 +84,4 @@ def reset_password(user: User, new_password: str) -> bool:
     user_sessions.end_all_for(user, keep=user_sessions.current_session_of(user))
     send_email(user.email, "password_changed", user=user)
     audit.record("password.changed", user=user, actor=user, detail={"by": "reset_link"})
-    db.session.commit()
     return True

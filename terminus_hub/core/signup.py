@@ -17,7 +17,7 @@ CHECK_EMAIL = "Check your email: we sent a link to confirm your address."
 
 
 def register(name: str, email: str, password: str) -> None:
-    """Sign up a canonical email, or tell its owner someone tried; commit either way."""
+    """Sign up a canonical email, or tell its owner someone tried (the caller commits)."""
     # Hash first, so an existing email answers in the same time as a new one.
     password_hash = hash_password(password)
     existing = db.session.scalar(select(User).where(User.email == email))
@@ -35,7 +35,6 @@ def register(name: str, email: str, password: str) -> None:
         return
     create_account(name, owner=user)
     send_confirmation(user)
-    db.session.commit()
 
 
 def send_confirmation(user: User) -> None:
@@ -49,4 +48,3 @@ def _notify_existing(user: User | None) -> None:
         return
     sign_in = links.external_url("auth.sign_in")
     send_email(user.email, "existing_account", user=user, sign_in_url=sign_in)
-    db.session.commit()

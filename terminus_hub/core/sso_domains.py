@@ -189,7 +189,7 @@ def recheck_all() -> Recheck:
                 summary.unverified += 1
             else:
                 summary.failed_once += 1
-        db.session.commit()
+        db.session.commit()  # deliberate: one transaction per domain, so one failure costs one
     return summary
 
 

@@ -203,7 +203,7 @@ def start_login(
             expires_at=utcnow() + REQUEST_LIFETIME,
         )
     )
-    db.session.commit()
+    db.session.flush()
     return dict(info["headers"])["Location"], request_id
 
 
@@ -287,6 +287,8 @@ def _decode(saml_response: str) -> bytes:
 
 
 def _remember_assertion(assertion_id: str, until: datetime) -> None:
+    # A deliberate commit inside the service: the consumed request and the assertion id must
+    # be on record even when the sign-in is refused a moment later, or it could be replayed.
     db.session.execute(delete(SamlAssertion).where(SamlAssertion.expires_at < utcnow()))
     db.session.add(SamlAssertion(id=assertion_id, expires_at=until))
     try:

@@ -26,7 +26,6 @@ from terminus_hub.core import sso_domains as domains
 from terminus_hub.core.idp_metadata import MetadataError
 from terminus_hub.core.idp_metadata import build_idp_metadata
 from terminus_hub.core.membership import account_by_slug
-from terminus_hub.core.membership import member_account_or_404
 from terminus_hub.core.membership import membership_of
 from terminus_hub.core.sso_connections import ConfigurationError
 from terminus_hub.core.sso_connections import claim_for_email
@@ -35,6 +34,7 @@ from terminus_hub.core.sso_connections import connection_of
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
@@ -112,6 +112,7 @@ def login(slug: str) -> Response:
         location, request_id = saml.start_login(account, connection, next_path, started_by)
     except saml.MetadataUnusable as exc:
         return _metadata_unusable(account, exc)
+    db.session.commit()
     response = redirect(location, 303)
     binding = saml.bind_to_browser(request.cookies.get(saml.BINDING_COOKIE), request_id)
     _set_binding(response, binding)
