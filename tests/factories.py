@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from flask import Flask
 
+from terminus_hub.core.keyring import create_key
 from terminus_hub.core.membership import add_member
 from terminus_hub.core.membership import create_account
 from terminus_hub.extensions import db
@@ -72,3 +73,12 @@ def make_person(app: Flask, confirmed: bool = True, email: str | None = None) ->
     user = make_user(app, email=email, confirmed=confirmed)
     slug = make_account(app, user.email)
     return Person(id=user.id, email=user.email, password=PASSWORD, account_slug=slug)
+
+
+def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str, str]:
+    """Add a key to an account; return its id and the full token."""
+    with app.app_context():
+        account = db.session.query(Account).filter_by(slug=slug).one()
+        row, token = create_key(account, name, None)
+        db.session.commit()
+        return row.id, token

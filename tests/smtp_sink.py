@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
-import socket
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,14 +20,9 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 
+from tests.ports import free_port
+
 HOST = "127.0.0.1"
-
-
-def free_port() -> int:
-    """Return a TCP port on 127.0.0.1 that nothing listens on (a mail server that is down)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,6 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub import api_tokens
-from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -30,6 +29,7 @@ from terminus_hub.models import Membership
 from terminus_hub.models import User
 from terminus_hub.models import Workspace
 from tests import factories
+from tests.factories import make_api_key
 
 REALM = 'Bearer realm="terminus"'
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="terminus", error="invalid_token"'
@@ -39,15 +39,6 @@ LISTING_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at"}
 
 
 # helpers
-
-
-def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str, str]:
-    """Add a key to an account; return its id and the full token."""
-    with app.app_context():
-        account = db.session.scalar(select(Account).where(Account.slug == slug))
-        row, token = create_key(account, name, None)
-        db.session.commit()
-        return row.id, token
 
 
 def bearer(token: str) -> dict[str, str]:

@@ -14,7 +14,6 @@ from sqlalchemy.exc import OperationalError
 
 from terminus_hub import api_tokens
 from terminus_hub import create_app
-from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -24,21 +23,13 @@ from terminus_hub.models import User
 from terminus_hub.models import Workspace
 from tests import factories
 from tests.conftest import BASE_CONFIG
+from tests.factories import make_api_key
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 DATA_LIMIT = 64 * 1024
 
 
 # helpers
-
-
-def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> str:
-    """Add a key to an account and return its token."""
-    with app.app_context():
-        account = db.session.scalar(select(Account).where(Account.slug == slug))
-        _, token = create_key(account, name, None)
-        db.session.commit()
-        return token
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -93,7 +84,7 @@ class Api:
 
     def __init__(self, app: Flask, user: factories.Person) -> None:
         self.app = app
-        self.token = make_api_key(app, user.account_slug)
+        self.token = make_api_key(app, user.account_slug)[1]
         self.client = app.test_client()
         self.browser = app.test_client()
         self.browser.post(

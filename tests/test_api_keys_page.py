@@ -14,26 +14,16 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub import api_tokens
-from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
-from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from tests import factories
+from tests.factories import make_api_key
 
 TOKEN_PATTERN = re.compile(r"thub_[0-9A-Za-z]{32}")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
 # helpers
-
-
-def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str, str]:
-    """Add a key to an account; return its id and token."""
-    with app.app_context():
-        account = db.session.scalar(select(Account).where(Account.slug == slug))
-        row, token = create_key(account, name, None)
-        db.session.commit()
-        return row.id, token
 
 
 def key_count(app: Flask) -> int:

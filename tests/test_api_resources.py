@@ -16,13 +16,13 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import select
 
-from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Record
 from terminus_hub.models import Workspace
 from tests import factories
+from tests.factories import make_api_key
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 WORKSPACE_FIELDS = {"id", "name", "created_at"}
@@ -30,15 +30,6 @@ RECORD_FIELDS = {"id", "workspace_id", "title", "data", "created_at", "updated_a
 
 
 # helpers
-
-
-def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str, str]:
-    """Add a key to an account; return its id and token."""
-    with app.app_context():
-        account = db.session.scalar(select(Account).where(Account.slug == slug))
-        row, token = create_key(account, name, None)
-        db.session.commit()
-        return row.id, token
 
 
 def assert_utc_time(value: str) -> datetime:

@@ -11,12 +11,9 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
-from sqlalchemy import select
 
-from terminus_hub.core.keyring import create_key
-from terminus_hub.extensions import db
-from terminus_hub.models import Account
 from tests import factories
+from tests.factories import make_api_key
 
 BASE = "/api/v1"
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -26,14 +23,6 @@ HAS_SPEC_VALIDATOR = importlib.util.find_spec("openapi_spec_validator") is not N
 
 
 # helpers
-
-
-def make_api_key(app: Flask, slug: str) -> str:
-    with app.app_context():
-        account = db.session.scalar(select(Account).where(Account.slug == slug))
-        _, token = create_key(account, "CI pipeline", None)
-        db.session.commit()
-        return token
 
 
 def resolve(document: dict[str, Any], ref: str) -> Any:
@@ -323,7 +312,7 @@ def test_the_documented_error_codes_are_the_contracts(document: dict[str, Any]) 
 
 def test_real_answers_match_their_documented_schemas(app: Flask, client, document) -> None:
     person = factories.make_person(app)
-    token = make_api_key(app, person.account_slug)
+    token = make_api_key(app, person.account_slug)[1]
     headers = {"Authorization": f"Bearer {token}"}
 
     def answer(method: str, path: str, status: int, **kwargs: Any) -> Any:
@@ -374,7 +363,7 @@ def test_real_answers_match_their_documented_schemas(app: Flask, client, documen
 
 def test_real_errors_match_the_error_schema(app: Flask, client, document) -> None:
     person = factories.make_person(app)
-    token = make_api_key(app, person.account_slug)
+    token = make_api_key(app, person.account_slug)[1]
     headers = {"Authorization": f"Bearer {token}"}
     error = {"$ref": "#/components/schemas/Error"}
     responses = [

@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -37,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
 from terminus_hub.extensions import db
+from tests.ports import free_port
 from tests.smtp_sink import SmtpSink
 
 HOST = "127.0.0.1"
@@ -49,12 +49,6 @@ MAIL_WAIT = 15.0  # seconds
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _PR_SET_PDEATHSIG = 1
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 # -- the mailbox --------------------------------------------------------------------------------

@@ -44,6 +44,7 @@ from terminus_hub.extensions import db
 from tests import factories
 from tests.faults.tcp_proxy import PortHold
 from tests.faults.tcp_proxy import TcpProxy
+from tests.ports import free_port
 from tests.smtp_sink import SmtpSink
 
 HOST = "127.0.0.1"
@@ -72,12 +73,6 @@ def _kill_leftovers() -> None:
 
 
 atexit.register(_kill_leftovers)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 def next_address() -> str:
