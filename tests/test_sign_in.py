@@ -1,4 +1,4 @@
-"""The email-first sign-in flow of CONTRACT §3."""
+"""The email-first sign-in flow (docs/authentication.md)."""
 
 from __future__ import annotations
 
