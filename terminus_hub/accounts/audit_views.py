@@ -16,7 +16,7 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from terminus_hub import audit
-from terminus_hub.accounts.views import bp
+from terminus_hub.accounts.blueprint import bp
 from terminus_hub.addresses import try_canonical_email
 from terminus_hub.extensions import db
 from terminus_hub.guards import member_account_or_404

@@ -15,11 +15,11 @@ from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from terminus_hub import user_sessions
+from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import InvitationAcceptForm
 from terminus_hub.accounts.forms import InviteForm
 from terminus_hub.accounts.forms import RenameForm
 from terminus_hub.accounts.forms import RoleForm
-from terminus_hub.accounts.views import bp
 from terminus_hub.core import invitations
 from terminus_hub.core.membership import MembershipError
 from terminus_hub.core.membership import change_role

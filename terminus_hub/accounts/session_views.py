@@ -17,7 +17,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import user_sessions as sessions
-from terminus_hub.accounts.views import bp
+from terminus_hub.accounts.blueprint import bp
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from flask import Blueprint
 from flask import abort
 from flask import flash
 from flask import render_template
@@ -13,6 +12,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
 from terminus_hub import user_sessions
+from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import ApiKeyCreateForm
 from terminus_hub.core import keyring
 from terminus_hub.core.membership import accounts_of
@@ -21,9 +21,6 @@ from terminus_hub.forms import EmptyForm
 from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
-
-bp = Blueprint("accounts", __name__)
-
 
 KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
 

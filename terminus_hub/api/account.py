@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminus_hub.api import bp
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.blueprint import bp
 
 
 @bp.get("/account")

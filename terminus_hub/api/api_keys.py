@@ -6,10 +6,10 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
-from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.blueprint import bp
 from terminus_hub.api_errors import not_found
 from terminus_hub.core import keyring
 from terminus_hub.extensions import db

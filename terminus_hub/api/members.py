@@ -11,10 +11,10 @@ from werkzeug.wrappers import Response
 from terminus_hub import audit
 from terminus_hub.addresses import InvalidEmail
 from terminus_hub.addresses import canonical_email
-from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.api_errors import ApiError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from terminus_hub.api import bp
+from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import DEFAULT_LIMIT
 from terminus_hub.api.pagination import MAX_LIMIT
 from terminus_hub.api.records import TITLE_MAX

@@ -8,9 +8,9 @@ from flask import request
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from terminus_hub.api import bp
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.extensions import db

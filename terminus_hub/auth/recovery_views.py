@@ -13,7 +13,7 @@ from werkzeug.wrappers import Response
 from terminus_hub import htmx
 from terminus_hub import limits
 from terminus_hub import links
-from terminus_hub.auth.views import bp
+from terminus_hub.auth.blueprint import bp
 from terminus_hub.auth.views import remember_email
 from terminus_hub.core import lockout
 from terminus_hub.core import recovery

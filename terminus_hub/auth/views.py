@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint
 from flask import flash
 from flask import make_response
 from flask import render_template
@@ -19,6 +18,7 @@ from terminus_hub import htmx
 from terminus_hub import limits
 from terminus_hub import links
 from terminus_hub import user_sessions
+from terminus_hub.auth.blueprint import bp
 from terminus_hub.core import routing
 from terminus_hub.core import signin
 from terminus_hub.core import signup
@@ -34,7 +34,6 @@ from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
 
-bp = Blueprint("auth", __name__)
 security_log = logging.getLogger("terminus_hub.security")
 
 SIGNED_OUT = "You have signed out."

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint
 from flask import abort
 from flask import current_app
 from flask import flash
@@ -43,11 +42,11 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
 from terminus_hub.sso import saml
+from terminus_hub.sso.blueprint import bp
 from terminus_hub.sso.forms import SsoSettingsForm
 from terminus_hub.sso.provisioning import NotProvisioned
 from terminus_hub.sso.provisioning import provision
 
-bp = Blueprint("sso", __name__)
 log = logging.getLogger("terminus_hub.security")
 
 SSO_FAILED = "Sign-in through your identity provider failed."
