@@ -22,7 +22,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from bench import clients  # noqa: E402
 from bench import report  # noqa: E402
 from bench import seed  # noqa: E402
+from tests.ports import free_port  # noqa: E402
 
 OUT = BENCH / "out"
 PROJECT_BIN = ROOT / ".venv" / "bin"
@@ -148,12 +148,6 @@ def dsn(name: str) -> str:
 
 
 # -- servers ---------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

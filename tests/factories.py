@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass
 
 from flask import Flask
+from flask.testing import FlaskClient
 
 from terminus_hub.core.keyring import create_key
 from terminus_hub.core.membership import add_member
@@ -82,3 +84,19 @@ def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str,
         row, token = create_key(account, name, None)
         db.session.commit()
         return row.id, token
+
+
+CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+
+
+def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
+    """Sign in through the real form, with its CSRF token (so it works with CSRF on too)."""
+    # Already signed in, the form redirects away; every page carries the session's token.
+    page = client.get("/sign_in/password", follow_redirects=True).get_data(as_text=True)
+    match = CSRF_META.search(page)
+    assert match, "the sign-in page has no CSRF meta tag"
+    response = client.post(
+        "/sign_in/password",
+        data={"email": email, "password": password, "csrf_token": match.group(1)},
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]

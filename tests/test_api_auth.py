@@ -30,6 +30,7 @@ from terminus_hub.models import User
 from terminus_hub.models import Workspace
 from tests import factories
 from tests.factories import make_api_key
+from tests.factories import sign_in
 
 REALM = 'Bearer realm="terminus"'
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="terminus", error="invalid_token"'
@@ -43,16 +44,6 @@ LISTING_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at"}
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
-
-
-def sign_in(client: FlaskClient, email: str, password: str = factories.PASSWORD) -> None:
-    """Sign in through the real form (with its CSRF token, so it works with CSRF on too)."""
-    page = client.get("/sign_in/password").get_data(as_text=True)
-    token = CSRF_META.search(page).group(1)
-    response = client.post(
-        "/sign_in/password", data={"email": email, "password": password, "csrf_token": token}
-    )
-    assert response.status_code == 303, response.get_data(as_text=True)
 
 
 def open_account(client: FlaskClient, slug: str) -> str:

@@ -18,6 +18,7 @@ from terminus_hub.extensions import db
 from terminus_hub.models import ApiKey
 from tests import factories
 from tests.factories import make_api_key
+from tests.factories import sign_in
 
 TOKEN_PATTERN = re.compile(r"thub_[0-9A-Za-z]{32}")
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
@@ -29,15 +30,6 @@ CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 def key_count(app: Flask) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(ApiKey))
-
-
-def sign_in(client: FlaskClient, email: str, password: str = factories.PASSWORD) -> None:
-    page = client.get("/sign_in/password").get_data(as_text=True)
-    response = client.post(
-        "/sign_in/password",
-        data={"email": email, "password": password, "csrf_token": CSRF_META.search(page)[1]},
-    )
-    assert response.status_code == 303
 
 
 def api_status(app: Flask, token: str) -> int:

@@ -38,11 +38,11 @@ from terminus_hub.models import Invitation
 from terminus_hub.models import User
 from terminus_hub.models import UserSession
 from tests import factories
+from tests.factories import make_api_key
 from tests.saml_idp import TestIdp
 from tests.test_api_auth import TOKEN_PATTERN
 from tests.test_api_auth import assert_error
 from tests.test_api_auth import bearer
-from tests.test_api_auth import make_api_key
 from tests.test_api_auth import member_of
 from tests.test_members import browser
 from tests.test_members import csrf_of

@@ -34,13 +34,13 @@ from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from tests import factories
+from tests.factories import make_api_key
+from tests.factories import sign_in
 from tests.test_api_auth import TOKEN_PATTERN
 from tests.test_api_auth import assert_error
 from tests.test_api_auth import bearer
-from tests.test_api_auth import make_api_key
 from tests.test_api_auth import member_of
 from tests.test_api_auth import open_account
-from tests.test_api_auth import sign_in
 
 MEMBER_FIELDS = {"id", "user_id", "email", "name", "role", "created_at"}
 

@@ -22,6 +22,7 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
 from tests import factories
 from tests.conftest import Outbox
+from tests.factories import sign_in
 from tests.saml_signer import Signer
 
 DOMAIN = "acme.example"
@@ -33,13 +34,6 @@ def _dns(app: Flask, dns_server: Any, shared_sp_key: None) -> None:
     """The app asks the test's DNS server, with a short timeout."""
     app.config["TERMINUS_DNS_NAMESERVERS"] = [dns_server.address]
     app.config["TERMINUS_DNS_TIMEOUT"] = 1
-
-
-def sign_in(client: FlaskClient, email: str) -> None:
-    response = client.post(
-        "/sign_in/password", data={"email": email, "password": factories.PASSWORD}
-    )
-    assert response.status_code == 303
 
 
 def claimed(app: Flask, client: FlaskClient, signer: Signer, owner: str, name: str) -> str:

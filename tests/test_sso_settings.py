@@ -37,6 +37,7 @@ from terminus_hub.models import SsoConnection
 from terminus_hub.sso.views import SAVED
 from terminus_hub.sso.views import TEST_SUCCEEDED
 from tests import factories
+from tests.factories import sign_in
 from tests.saml_idp import TestIdp
 from tests.test_sso import configure_sso
 from tests.test_sso import post_acs
@@ -68,13 +69,6 @@ def make_account(app: Flask, owner_email: str = OWNER) -> str:
     """An account named Acme (slug acme) owned by a confirmed person with that email."""
     factories.make_user(app, email=owner_email)
     return factories.make_account(app, owner_email, name="Acme")
-
-
-def sign_in(client: FlaskClient, email: str) -> None:
-    response = client.post(
-        "/sign_in/password", data={"email": email, "password": factories.PASSWORD}
-    )
-    assert response.status_code == 303, response.get_data(as_text=True)
 
 
 @pytest.fixture
