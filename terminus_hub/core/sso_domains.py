@@ -137,14 +137,20 @@ def vouch(row: SsoDomain) -> None:
 def verify(row: SsoDomain) -> dns_proof.Check:
     """Look for the claim's TXT record now; a claim it proves becomes verified."""
     check_claimable(row.connection.account, row.domain)
-    result = dns_proof.check(row.domain, row.verification_token)
-    row.checked_at = utcnow()
-    row.check_message = result.message[:300]
+    result = _look(row)
     if result.verified:
         if row.is_verified:
             row.check_failures = 0
         else:
             _mark_verified(row, "dns")
+    return result
+
+
+def _look(row: SsoDomain) -> dns_proof.Check:
+    """Look up the claim's TXT record now and note when, and what DNS said, on the claim."""
+    result = dns_proof.check(row.domain, row.verification_token)
+    row.checked_at = utcnow()
+    row.check_message = result.message[:300]
     return result
 
 
@@ -173,9 +179,7 @@ def recheck_all() -> Recheck:
         row = db.session.get(SsoDomain, domain_id)
         if row is None or not row.is_verified:
             continue
-        result = dns_proof.check(row.domain, row.verification_token)
-        row.checked_at = utcnow()
-        row.check_message = result.message[:300]
+        result = _look(row)
         if result.verified:
             row.check_failures = 0
             summary.confirmed += 1

@@ -50,13 +50,12 @@ def provision(
             f"sign in an {existing.role} (who signs in with a password)"
         )
     if not domain_verified:
-        membership = membership_of(user, account) if user is not None else None
-        if user is None or user.id != started_by_id or membership is None:
+        if user is None or user.id != started_by_id or existing is None:
             raise NotProvisioned(
                 f"domain {email_domain(email)!r} is not verified: its IdP signs in only the "
                 "owner or admin running a test sign-in, as themselves"
             )
-        if membership.role not in MANAGER_ROLES:
+        if existing.role not in MANAGER_ROLES:
             raise NotProvisioned("the test sign-in was started by someone no longer a manager")
         return user
     if user is None:
@@ -66,6 +65,6 @@ def provision(
         db.session.flush()
     else:
         address_proved(user, password_set_by_proof=False)
-    if membership_of(user, account) is None:
+    if existing is None:
         add_member(account, user, "member")
     return user
