@@ -29,8 +29,14 @@ def strip_text(value: str | None) -> str | None:
     return value.strip() if isinstance(value, str) else value
 
 
-def email_field(label: str = "Email") -> EmailField:
-    return EmailField(
+class CanonicalEmailField(EmailField):
+    """An email field that keeps the canonical form of what was typed once it validates."""
+
+    canonical: str = ""
+
+
+def email_field(label: str = "Email") -> CanonicalEmailField:
+    return CanonicalEmailField(
         label,
         filters=[strip_text],
         validators=[DataRequired(EMAIL_REQUIRED), Length(max=254, message=INVALID_EMAIL)],
@@ -38,12 +44,12 @@ def email_field(label: str = "Email") -> EmailField:
 
 
 class EmailMixin:
-    email: EmailField
+    email: CanonicalEmailField
 
-    def validate_email(self, field: Field) -> None:
+    def validate_email(self, field: CanonicalEmailField) -> None:
         """Refuse text that is not an email address and keep the canonical form."""
         try:
-            field.canonical = canonical_email(field.data)
+            field.canonical = canonical_email(field.data or "")
         except InvalidEmail as exc:
             raise ValidationError(str(exc)) from exc
 
@@ -75,7 +81,9 @@ class SignUpForm(EmailMixin, FlaskForm):
 
     def validate_password(self, field: Field) -> None:
         """Refuse short, overlong and easily guessed passwords, saying why."""
-        problem = password_problem(field.data, context_words(self.email.data or "", self.name.data))
+        problem = password_problem(
+            field.data, context_words(self.email.data or "", self.name.data or "")
+        )
         if problem:
             raise ValidationError(problem)
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import current_app
 
 from terminus_hub.extensions import limiter
 
 
-def _setting(key: str):  # type: ignore[no-untyped-def]
-    return lambda: current_app.config[key]
+def _setting(key: str) -> Callable[[], str]:
+    return lambda: str(current_app.config[key])
 
 
 # Both sign-in steps draw on one budget per client address.

@@ -6,6 +6,7 @@ import hashlib
 from collections.abc import Callable
 from typing import Any
 
+from flask import Config
 from flask import current_app
 from flask import request
 from flask import url_for
@@ -37,7 +38,7 @@ def _unlock_state(user: User) -> str:
     return f"{user.locked_at.isoformat() if user.locked_at else 'unlocked'}"
 
 
-_PURPOSES: dict[str, tuple[Callable[[User], str], Callable[[dict], int]]] = {
+_PURPOSES: dict[str, tuple[Callable[[User], str], Callable[[Config], int]]] = {
     "confirm": (_confirm_state, lambda c: c["TERMINUS_CONFIRM_TOKEN_HOURS"] * 3600),
     "reset": (_reset_state, lambda c: c["TERMINUS_RESET_TOKEN_MINUTES"] * 60),
     "unlock": (_unlock_state, lambda c: 24 * 3600),

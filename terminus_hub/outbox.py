@@ -16,6 +16,7 @@ from flask_mail import Message
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
+from werkzeug.wrappers import Response
 
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
@@ -57,7 +58,7 @@ def init_app(app: Flask) -> None:
     """Send a request's mail once its response has gone out."""
 
     @app.after_request
-    def _send_after_response(response):  # type: ignore[no-untyped-def]
+    def _send_after_response(response: Response) -> Response:
         ids = g.pop("outbox_ids", None)
         if ids:
             response.call_on_close(lambda: _deliver_in_context(app, ids))

@@ -79,17 +79,14 @@ def _hash(token: str) -> str:
     return hashlib.sha256(token.encode("ascii")).hexdigest()
 
 
-_NOT_LOOKED_UP = object()
-
-
 def current_session() -> UserSession | None:
     """Return the live session row behind this request's cookie, if any.
 
     Looked up once per request (every signed-in page asks several times); signing in or out
     forgets the answer. The last-seen time is written after the response (``_touch``).
     """
-    cached = g.get("user_session", _NOT_LOOKED_UP)
-    if cached is not _NOT_LOOKED_UP:
+    if "user_session" in g:
+        cached: UserSession | None = g.user_session
         return cached
     row = _look_up()
     g.user_session = row

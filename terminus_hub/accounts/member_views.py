@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
+from terminus_hub.accounts.forms import ROLE_CHOICES
 from terminus_hub.accounts.forms import InvitationAcceptForm
 from terminus_hub.accounts.forms import InviteForm
 from terminus_hub.accounts.forms import RenameForm
@@ -31,6 +32,7 @@ from terminus_hub.forms import EmptyForm
 from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import sso_scope
 from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.models import Account
 from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -52,12 +54,16 @@ OTHER_IDP_SESSION = (
 INVITATION_INVALID = "This invitation is invalid, has expired, was withdrawn or was already used."
 
 
-def _members_page(account, membership, invite_form=None, status=200):  # type: ignore[no-untyped-def]
+def _members_page(
+    account: Account,
+    membership: Membership,
+    invite_form: InviteForm | None = None,
+    status: int = 200,
+) -> Response:
     invite_form = invite_form or InviteForm(formdata=None)
     if membership.role != "owner":
         # Only owners make owners: admins are not offered the choice.
-        choices = dict(invite_form.role.choices)
-        invite_form.role.choices = {k: v for k, v in choices.items() if k != "owner"}
+        invite_form.role.choices = {k: v for k, v in ROLE_CHOICES.items() if k != "owner"}
     page = render_template(
         "accounts/members.html",
         account=account,
@@ -210,7 +216,7 @@ def rename(slug: str) -> Response:
     try:
         if not form.validate_on_submit():
             raise MembershipError(form.name.errors[0] if form.name.errors else "")
-        rename_account(account, form.name.data)
+        rename_account(account, form.name.data or "")
     except MembershipError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -252,8 +258,8 @@ def invitation(token: str) -> Response:
         db.session.add(user)
         db.session.flush()
     if new_person:
-        user.name = " ".join(form.name.data.split())
-        user.password_hash = hash_password(form.password.data)
+        user.name = " ".join((form.name.data or "").split())
+        user.password_hash = hash_password(form.password.data or "")
     try:
         invitations.accept(row, user, password_set_by_proof=new_person)
     except MembershipError as exc:
@@ -267,7 +273,13 @@ def invitation(token: str) -> Response:
     return redirect(url_for("accounts.home", slug=row.account.slug), 303)
 
 
-def _invitation_page(row, form, existing, way, status):  # type: ignore[no-untyped-def]
+def _invitation_page(
+    row: Invitation,
+    form: InvitationAcceptForm,
+    existing: User | None,
+    way: invitations.Route,
+    status: int,
+) -> Response:
     wrong_person = current_user.is_authenticated and current_user.email != row.email
     sso_url = url_for("sso.login", slug=way.sso_slug, next=request.path) if way.sso_slug else None
     page = render_template(

@@ -51,7 +51,7 @@ def describe_device(user_agent: str) -> str:
     if browser and system:
         return f"{browser} on {system}"
     if browser or system:
-        return browser or system  # type: ignore[return-value]
+        return browser or system or ""
     first = re.split(r"[\s/;(]", user_agent.strip(), maxsplit=1)[0]
     return first[:40] or "Unknown device"
 

@@ -21,6 +21,9 @@ from terminus_hub.forms import EmptyForm
 from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.models import Account
+from terminus_hub.models import ApiKey
+from terminus_hub.models import Membership
 
 KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
 
@@ -47,7 +50,14 @@ def home(slug: str) -> str:
     )
 
 
-def _keys_page(account, membership, form, new_key=None, new_token=None, status=200):  # type: ignore[no-untyped-def]
+def _keys_page(
+    account: Account,
+    membership: Membership,
+    form: ApiKeyCreateForm,
+    new_key: ApiKey | None = None,
+    new_token: str | None = None,
+    status: int = 200,
+) -> Response:
     return htmx.render(
         "accounts/api_keys.html",
         "accounts/_api_keys.html",
@@ -81,7 +91,7 @@ def create_api_key(slug: str) -> Response:
     form = ApiKeyCreateForm()
     if not form.validate_on_submit():
         return _keys_page(account, membership, form, status=422)
-    row, token = keyring.create_key(account, form.name.data, current_user)
+    row, token = keyring.create_key(account, form.name.data or "", current_user)
     db.session.commit()
     return _keys_page(account, membership, ApiKeyCreateForm(formdata=None), row, token, 201)
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from functools import wraps
-from typing import Any
+from typing import ParamSpec
 from typing import TypeVar
 
 from flask import g
@@ -49,7 +49,8 @@ NO_ACCOUNT = "Open an account in the web app first, so the API knows which one y
 ADMIN_ONLY = "API keys cannot use this endpoint; an owner or admin must do it signed in."
 ROLE_REQUIRED = "Only the account's owners and admins can do this."
 
-F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,8 @@ class Caller:
 
 def current_caller() -> Caller:
     """Return the caller established for this request."""
-    return g.api_caller
+    caller: Caller = g.api_caller
+    return caller
 
 
 def authenticate() -> None:
@@ -180,11 +182,11 @@ def _from_session() -> Caller:
     return Caller(account=account, auth="session", user=user, membership=membership)
 
 
-def admin_only(view: F) -> F:
+def admin_only(view: Callable[P, R]) -> Callable[P, R]:
     """Allow only an owner or admin signed in with a session; keys get 403 admin_only."""
 
     @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         caller = current_caller()
         if caller.auth == "api_key":
             raise ApiError("admin_only", ADMIN_ONLY, 403)
@@ -192,7 +194,7 @@ def admin_only(view: F) -> F:
             raise ApiError("forbidden", ROLE_REQUIRED, 403)
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
 PUBLIC_ENDPOINTS = {"api.openapi_document"}

@@ -22,7 +22,7 @@ def bearer_token(header: str) -> str | None:
 
 def key_hash(header: str) -> str | None:
     """The stored hash of the header's key, or None; worked out once per request."""
-    known = g.get("api_key_hash")
+    known: tuple[str, str | None] | None = g.get("api_key_hash")
     if known is not None and known[0] == header:
         return known[1]
     token = bearer_token(header)

@@ -254,7 +254,9 @@ def _body(schema: str) -> dict[str, Any]:
     }
 
 
-def _resource(name: str, schema: str, patch: str, *, extra_params: list | None = None) -> dict:
+def _resource(
+    name: str, schema: str, patch: str, *, extra_params: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     id_param = {"name": f"{name}_id", **_ID_PARAM}
     deleted = {"204": {"description": "Deleted."}}
     return {

@@ -55,7 +55,7 @@ def rate_limit_key() -> str:
 
 def rate_limit() -> str:
     """Return the API's limit from settings."""
-    return current_app.config["TERMINUS_API_RATE_LIMIT"]
+    return str(current_app.config["TERMINUS_API_RATE_LIMIT"])
 
 
 # The API's rate limit, counted by these two hooks instead of Flask-Limiter's generic

@@ -19,7 +19,7 @@ M = TypeVar("M", bound=Base)
 def in_account(model: type[M], object_id: str) -> M:
     """Return the caller's account's object with this id; other accounts' ids are not found."""
     query: Select[Any] = select(model)
-    row: Any = db.session.scalar(
+    row: M | None = db.session.scalar(
         query.where(
             model.id == object_id,  # type: ignore[attr-defined]
             model.account_id == current_caller().account.id,  # type: ignore[attr-defined]

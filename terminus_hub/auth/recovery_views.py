@@ -60,7 +60,7 @@ def reset_password(token: str) -> Response:
         return _invalid_link("auth/reset_invalid.html")
     form = ResetPasswordForm(context=context_words(user.email, user.name))
     if request.method == "POST" and form.validate():
-        if not recovery.reset_password(user, form.password.data):
+        if not recovery.reset_password(user, form.password.data or ""):
             return _invalid_link("auth/reset_invalid.html")
         db.session.commit()
         remember_email(user.email)

@@ -104,8 +104,9 @@ def sign_in_password_submit() -> Response:
     form = PasswordSignInForm()
     if not form.validate_on_submit():
         return _password_step(form, status=422)
-    result = signin.authenticate(form.email.data, form.password.data)
-    _audit_sign_in(result, form.email.data)
+    email = form.email.data or ""
+    result = signin.authenticate(email, form.password.data or "")
+    _audit_sign_in(result, email)
     if result.outcome is signin.Outcome.FAILED or result.user is None:
         return _password_step(form, error=signin.INCORRECT, status=422)
     if result.outcome is signin.Outcome.UNCONFIRMED:
@@ -173,7 +174,7 @@ def sign_up() -> Response:
     """Create a user, their account and its workspace Main, then ask them to confirm."""
     form = SignUpForm()
     if form.validate_on_submit():
-        signup.register(form.name.data, form.email.canonical, form.password.data)
+        signup.register(form.name.data or "", form.email.canonical, form.password.data or "")
         db.session.commit()
         remember_email(form.email.canonical)
         return htmx.redirect_to(url_for("auth.check_email"))
@@ -211,8 +212,8 @@ def confirm_email(token: str) -> Response:
     """Show one button (GET, safe for mail scanners); confirm the email on POST."""
     user = links.load_user("confirm", token)
     if user is None:
-        form = ResendForm(formdata=None)
-        page = render_template("auth/link_invalid.html", form=form, message=links.INVALID_LINK)
+        resend = ResendForm(formdata=None)
+        page = render_template("auth/link_invalid.html", form=resend, message=links.INVALID_LINK)
         return make_response(page, 400)
     form = EmptyForm()
     if request.method == "GET" or not form.validate_on_submit():

@@ -12,6 +12,7 @@ from datetime import datetime
 from datetime import timedelta
 
 from flask import current_app
+from sqlalchemy import ColumnElement
 from sqlalchemy import and_
 from sqlalchemy import case
 from sqlalchemy import or_
@@ -27,10 +28,10 @@ from terminus_hub.outbox import send_email
 
 
 def _max_attempts() -> int:
-    return current_app.config["TERMINUS_LOCKOUT_MAX_ATTEMPTS"]
+    return int(current_app.config["TERMINUS_LOCKOUT_MAX_ATTEMPTS"])
 
 
-def _lock_expired(now: datetime):  # type: ignore[no-untyped-def]
+def _lock_expired(now: datetime) -> ColumnElement[bool]:
     return and_(User.locked_until.is_not(None), User.locked_until <= now)
 
 

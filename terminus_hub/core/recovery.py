@@ -33,7 +33,7 @@ def may_mail(email: str, template: str) -> bool:
     """Say whether another mail of this kind may go to this address now (a silent limit)."""
     config = current_app.config
     since = utcnow() - timedelta(hours=1)
-    sent = db.session.scalar(
+    sent: int = db.session.execute(
         select(func.count())
         .select_from(OutboxMessage)
         .where(
@@ -41,8 +41,8 @@ def may_mail(email: str, template: str) -> bool:
             OutboxMessage.template == template,
             OutboxMessage.created_at >= since,
         )
-    )
-    return sent < config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"]
+    ).scalar_one()
+    return sent < int(config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"])
 
 
 def request_reset(user: User | None) -> None:

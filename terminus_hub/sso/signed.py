@@ -27,11 +27,11 @@ from typing import Any
 from cryptography import x509
 from defusedxml import ElementTree
 from lxml import etree
-from signxml import DigestAlgorithm
-from signxml import SignatureConfiguration
-from signxml import SignatureMethod
-from signxml import XMLVerifier
+from signxml.algorithms import DigestAlgorithm
+from signxml.algorithms import SignatureMethod
 from signxml.exceptions import SignXMLException
+from signxml.verifier import SignatureConfiguration
+from signxml.verifier import XMLVerifier
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"

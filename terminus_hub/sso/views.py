@@ -313,7 +313,7 @@ def _save(account: Account, form: SsoSettingsForm, role: str) -> bool:
         metadata_xml = form.metadata_xml()
         if metadata_xml is None and form.entity_id.data:
             metadata_xml = build_idp_metadata(
-                form.entity_id.data, form.sso_url.data, form.certificate.data
+                form.entity_id.data, form.sso_url.data or "", form.certificate.data or ""
             )
         configure(
             account,
