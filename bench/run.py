@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import importlib.metadata
 import json
 import os
 import platform
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from dataclasses import dataclass
 from dataclasses import field
@@ -41,7 +43,7 @@ sys.path.insert(0, str(ROOT))
 from bench import clients  # noqa: E402
 from bench import report  # noqa: E402
 from bench import seed  # noqa: E402
-from tests.ports import free_port  # noqa: E402
+from tests.processes import Gunicorn  # noqa: E402
 
 OUT = BENCH / "out"
 PROJECT_BIN = ROOT / ".venv" / "bin"
@@ -150,79 +152,41 @@ def dsn(name: str) -> str:
 # -- servers ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Server:
-    """One app under gunicorn: the project's gunicorn.conf.py, `workers` sync workers."""
+class Server(Gunicorn):
+    """One app under gunicorn (tests/processes.py), with what the benchmark measures of it."""
 
-    name: str
-    bin_dir: Path
-    module: str
-    chdir: Path
-    env: dict[str, str]
-    workers: int
-    config: Path = ROOT / "gunicorn.conf.py"
-    port: int = field(default_factory=free_port)
-    proc: subprocess.Popen[bytes] | None = None
-    max_rss_mib: float = 0.0
-    # Proportional set size and private (unshared) memory of the same worker: with preload_app
-    # most of a worker's resident pages are the master's, shared copy-on-write.
-    max_pss_mib: float = 0.0
-    max_private_mib: float = 0.0
-
-    @property
-    def argv(self) -> list[str]:
-        return [
-            str(self.bin_dir / "gunicorn"),
-            "--config",
-            str(self.config),
-            "--workers",
-            str(self.workers),
-            "--worker-class",
-            "sync",
-            "--bind",
-            f"{HOST}:{self.port}",
-            "--chdir",
-            str(self.chdir),
-            "--control-socket",
-            str(OUT / f"{self.name}.ctl"),
-            self.module,
-        ]
+    def __init__(
+        self,
+        name: str,
+        bin_dir: Path,
+        module: str,
+        chdir: Path,
+        env: dict[str, str],
+        workers: int,
+        config: Path = ROOT / "gunicorn.conf.py",
+    ) -> None:
+        super().__init__(
+            name, env, OUT, workers, bin_dir=bin_dir, module=module, chdir=chdir, config=config
+        )
+        self.max_rss_mib = 0.0
+        # Proportional set size and private (unshared) memory of the same worker: with
+        # preload_app most of a worker's resident pages are the master's, shared copy-on-write.
+        self.max_pss_mib = 0.0
+        self.max_private_mib = 0.0
 
     def command(self) -> str:
         """The command line as documented (ports vary run to run)."""
         argv = [a if not a.startswith(str(ROOT)) else os.path.relpath(a, ROOT) for a in self.argv]
         return " ".join(argv).replace(f"{HOST}:{self.port}", f"{HOST}:PORT")
 
-    def start(self) -> None:
-        logfile = open(OUT / f"{self.name}.log", "wb")  # noqa: SIM115 (kept for the process)
-        self.proc = subprocess.Popen(
-            self.argv,
-            env=self.env,
-            stdout=logfile,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def wait_ready(self, path: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.name} exited; see bench/out/{self.name}.log")
-            with contextlib.suppress(OSError):
-                answer = clients.request(self.port, "GET", path)
-                if answer.status < 500 and len(self.worker_pids()) == self.workers:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"{self.name} not ready; see bench/out/{self.name}.log")
-
-    def worker_pids(self) -> list[int]:
-        assert self.proc is not None
-        path = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        try:
-            return [int(pid) for pid in path.read_text().split()]
-        except OSError:
-            return []
+    def wait_ready(
+        self,
+        path: str = "/healthz",
+        timeout: float = 60,
+        ready: Callable[[int], bool] = lambda status: status < 500,
+    ) -> None:
+        """Any answer below 500 will do: the peers have no /healthz."""
+        super().wait_ready(path, timeout, ready)
 
     def cpu_seconds(self) -> float:
         """CPU time of the master, its live workers and the workers it has reaped."""
@@ -268,16 +232,6 @@ class Server:
                 self.max_private_mib = max(self.max_private_mib, private / 1024)
         self.max_rss_mib = max(self.max_rss_mib, largest)
         return largest
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        os.killpg(self.proc.pid, signal.SIGTERM)
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
 
 
 # -- wrk -------------------------------------------------------------------------------------
@@ -469,7 +423,6 @@ def machine_facts(wrk: str) -> dict[str, str]:
         capture_output=True,
         text=True,
     ).stdout.strip()
-    import flask
     import gunicorn
     import sqlalchemy
 
@@ -483,7 +436,7 @@ def machine_facts(wrk: str) -> dict[str, str]:
         "redis": redis_version,
         "wrk": first([wrk, "--version"]).split(" [")[0],
         "gunicorn": gunicorn.__version__,
-        "flask": flask.__version__,
+        "flask": importlib.metadata.version("flask"),
         "sqlalchemy": sqlalchemy.__version__,
         "flask_security_too": peer_versions,
     }

@@ -135,8 +135,8 @@ def migrate(sqlalchemy_url: str, env: dict[str, str]) -> None:
 
 def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[str, Any]) -> Seeded:
     """Fill a migrated database: `users` bulk users, then the bench account's real rows."""
+    from terminus_hub import api_tokens
     from terminus_hub import create_app
-    from terminus_hub import keys
     from terminus_hub.core.sso_connections import configure
     from terminus_hub.extensions import db
     from terminus_hub.models import Account
@@ -175,13 +175,13 @@ def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[st
         db.session.add_all([account, owner, locked, workspace])
         db.session.add(Membership(account=account, user=owner, role="owner"))
         db.session.flush()
-        token = keys.generate()
+        token = api_tokens.generate()
         db.session.add(
             ApiKey(
                 account_id=account.id,
                 name="bench",
-                token_hash=keys.token_hash(token),
-                prefix=keys.display_prefix(token),
+                token_hash=api_tokens.token_hash(token),
+                prefix=api_tokens.display_prefix(token),
                 created_by_id=owner.id,
             )
         )
@@ -196,7 +196,13 @@ def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[st
                     updated_at=now + timedelta(microseconds=i),
                 )
             )
-        configure(account, ["sso.bench.example"], idp_metadata_xml, False, by_operator=True)
+        configure(
+            account,
+            metadata_xml=idp_metadata_xml,
+            by_operator=True,
+            add=["sso.bench.example"],
+            vouch=True,  # the operator vouches: no DNS on the bench machine
+        )
         db.session.commit()
         seeded = Seeded(
             token=token,

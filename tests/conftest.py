@@ -12,16 +12,15 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from flask.testing import FlaskCliRunner
-from sqlalchemy import create_engine
+from flask_migrate import upgrade
 from sqlalchemy import select
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import OutboxMessage
 from tests import factories
+from tests import processes
 
 # SSO fixtures (SP key, independent IdP, an account with SSO) live in their own module.
 pytest_plugins = ["tests.sso_fixtures", "tests.dns_server"]
@@ -52,23 +51,12 @@ def database_url() -> Iterator[str | None]:
     if not base:
         yield None
         return
-    name = f"thub_test_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        from flask_migrate import upgrade
-
+    with processes.postgres_database(base, "thub_test") as url:
         app = create_app({**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": url})
         with app.app_context():
             upgrade()
             db.engine.dispose()
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 def _config_for(request: pytest.FixtureRequest, database_url: str | None) -> dict[str, Any]:

@@ -11,13 +11,9 @@
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from collections.abc import Iterator
@@ -30,25 +26,19 @@ from pathlib import Path
 import requests
 from flask import Flask
 from playwright.sync_api import Page
-from sqlalchemy import create_engine
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
 from terminus_hub.extensions import db
+from tests import processes
 from tests.ports import free_port
+from tests.processes import HOST
+from tests.processes import Gunicorn
 from tests.smtp_sink import SmtpSink
 
-HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 WORKERS = 2
 LOCKOUT_MAX_ATTEMPTS = 3  # low, so the lockout flow is quick
 PASSWORD = "violet tractor humming lagoons"  # meets the app's password rule
 MAIL_WAIT = 15.0  # seconds
-
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
 
 
 # -- the mailbox --------------------------------------------------------------------------------
@@ -140,24 +130,6 @@ class Hub:
         return requests.get(self.url + path, headers=headers, timeout=10)
 
 
-def _die_with_parent() -> None:
-    # In the child, before exec: SIGTERM it when the test process dies, however it dies.
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _end(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
-    """Stop a process started here, with its children (it leads its own process group)."""
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            proc.wait()
-
-
 @contextmanager
 def _database(workdir: Path) -> Iterator[str]:
     """A fresh PostgreSQL database when TEST_DATABASE_URL is set (dropped after), else SQLite."""
@@ -165,25 +137,15 @@ def _database(workdir: Path) -> Iterator[str]:
     if not base:
         yield f"sqlite:///{workdir / 'hub.sqlite'}"
         return
-    name = f"thub_browser_{secrets.token_hex(4)}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with processes.postgres_database(base, "thub_browser") as url:
+        yield url
 
 
 def _app_env(url: str, database_url: str, sink: SmtpSink, workdir: Path) -> dict[str, str]:
     """The app's settings, as FLASK_* variables (values parsed as JSON)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "GUNICORN"))}
-    env.update(
+    env = processes.app_environment(
         {
             "DATABASE_URL": database_url,
-            "PYTHONUNBUFFERED": "1",
             "FLASK_SECRET_KEY": f'"browser-{secrets.token_hex(24)}"',
             "FLASK_SESSION_COOKIE_SECURE": "false",  # plain http on the loopback
             "FLASK_TERMINUS_BASE_URL": f'"{url}"',
@@ -212,48 +174,8 @@ def _app_env(url: str, database_url: str, sink: SmtpSink, workdir: Path) -> dict
 
 
 def _flask(env: dict[str, str], *args: str) -> None:
-    done = subprocess.run(
-        [str(BIN / "flask"), "--app", "terminus_hub", *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = processes.flask(env, *args)
     assert done.returncode == 0, f"flask {' '.join(args)} failed:\n{done.stdout}{done.stderr}"
-
-
-def _gunicorn(env: dict[str, str], port: int, workdir: Path) -> subprocess.Popen[bytes]:
-    args = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-    args += ["--control-socket", str(workdir / "gunicorn.ctl")]  # not the shared ~/.gunicorn
-    env = {**env, "BIND": f"{HOST}:{port}", "WEB_CONCURRENCY": str(WORKERS)}
-    with open(workdir / "gunicorn.log", "ab") as log:
-        return subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own process group: the workers go with it
-            preexec_fn=_die_with_parent,
-        )
-
-
-def _wait_ready(proc: subprocess.Popen[bytes], url: str, log: Path, timeout: float = 60) -> None:
-    """Poll /healthz until the app answers 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"gunicorn exited:\n{log.read_text(errors='replace')}")
-        try:
-            if requests.get(url + "/healthz", timeout=2).status_code == 200:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"gunicorn not ready after {timeout} s:\n{log.read_text(errors='replace')}")
 
 
 @contextmanager
@@ -261,16 +183,18 @@ def running_hub(workdir: Path) -> Iterator[Hub]:
     """Start the sink, the database and gunicorn; stop and remove them all afterwards."""
     sink = SmtpSink()
     sink.start()
-    proc: subprocess.Popen[bytes] | None = None
+    server: Gunicorn | None = None
     cli_app: Flask | None = None
     try:
         with _database(workdir) as database_url:
             try:
-                url = f"http://{HOST}:{free_port()}"
+                port = free_port()
+                url = f"http://{HOST}:{port}"
                 env = _app_env(url, database_url, sink, workdir)
                 _flask(env, "db", "upgrade")
-                proc = _gunicorn(env, int(url.rsplit(":", 1)[1]), workdir)
-                _wait_ready(proc, url, workdir / "gunicorn.log")
+                server = Gunicorn("gunicorn", env, workdir, WORKERS, port=port)
+                server.start()
+                server.wait_ready()
                 cli_app = create_app(
                     {
                         "SQLALCHEMY_DATABASE_URI": database_url,
@@ -284,10 +208,10 @@ def running_hub(workdir: Path) -> Iterator[Hub]:
                     },
                     instance_path=str(workdir / "instance"),
                 )
-                yield Hub(url, workdir / "gunicorn.log", Mailbox(sink), cli_app)
+                yield Hub(url, server.out_log, Mailbox(sink), cli_app)
             finally:
-                if proc is not None:
-                    _end(proc)
+                if server is not None:
+                    server.stop(grace=15)
                 if cli_app is not None:
                     with cli_app.app_context():
                         db.session.remove()

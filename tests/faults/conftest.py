@@ -15,16 +15,12 @@ Needs PostgreSQL: without TEST_DATABASE_URL the whole suite is skipped.
 
 from __future__ import annotations
 
-import atexit
-import ctypes
 import itertools
 import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,14 +38,14 @@ from terminus_hub.core.membership import account_by_slug
 from terminus_hub.errors import TITLES
 from terminus_hub.extensions import db
 from tests import factories
-from tests.faults.tcp_proxy import PortHold
+from tests import processes
 from tests.faults.tcp_proxy import TcpProxy
-from tests.ports import free_port
+from tests.processes import HOST
+from tests.processes import Gunicorn
+from tests.processes import PortHold
+from tests.processes import RedisServer
 from tests.smtp_sink import SmtpSink
 
-HOST = "127.0.0.1"
-REPO = Path(__file__).resolve().parents[2]
-BIN = Path(sys.executable).parent
 WORKERS = 2
 LOCKOUT_MAX_ATTEMPTS = 5
 SIGN_IN_LIMIT = 5  # per minute, per client address
@@ -58,137 +54,15 @@ TIMEOUT = 20  # no client call in this suite waits longer than this
 ERROR_BOUND = 6.5  # seconds: connect_timeout and lock_timeout are 3 s, statement_timeout 5 s
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 
-_started: dict[int, subprocess.Popen[bytes]] = {}  # every process this suite started, by pid
 _clusters: list[Cluster] = []  # the running cluster, for failure reports
 _LOG_MARKS = pytest.StashKey[dict[str, int]]()
 _addresses = itertools.count(1)
-_libc = ctypes.CDLL(None, use_errno=True)
-_PR_SET_PDEATHSIG = 1
-
-
-def _kill_leftovers() -> None:
-    """Last resort when a teardown did not run: end what this suite started, by process group."""
-    for proc in list(_started.values()):
-        _end(proc, grace=5)
-
-
-atexit.register(_kill_leftovers)
 
 
 def next_address() -> str:
     """Return a client address no other client of this run has used."""
     n = next(_addresses)
     return f"10.{(n >> 16) & 255}.{(n >> 8) & 255}.{n & 255}"
-
-
-def _die_with_parent() -> None:
-    # In the child, before exec: SIGTERM it if the test process dies, however it dies (even
-    # SIGKILL), so no server outlives the suite. A plain C call: safe between fork and exec.
-    _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
-
-
-def _spawn(args: list[str], env: dict[str, str], log: Path, err: Path) -> subprocess.Popen[bytes]:
-    with open(log, "ab") as out, open(err, "ab") as errors:
-        proc = subprocess.Popen(
-            args,
-            cwd=REPO,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=errors,
-            start_new_session=True,  # its own process group: signals reach it and its children
-            preexec_fn=_die_with_parent,
-        )
-    _started[proc.pid] = proc
-    return proc
-
-
-def _children(pid: int) -> list[int]:
-    try:
-        return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    except OSError:
-        return []
-
-
-def _end(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
-    """Stop a process this suite started and its children (gunicorn's workers), by their ids."""
-    if proc is None:
-        return
-    children = _children(proc.pid)
-    if proc.poll() is None:
-        # The leader is alive, so its process group is still the one we made.
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-        except ProcessLookupError:
-            proc.wait()
-    for child in children:  # a worker that outlived its master (it should not)
-        try:
-            if os.getpgid(child) == proc.pid:
-                os.kill(child, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    _started.pop(proc.pid, None)
-
-
-class RedisServer:
-    """Our own redis-server on a free port of 127.0.0.1; stop() and start() keep the port."""
-
-    def __init__(self, workdir: Path) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.proc: subprocess.Popen[bytes] | None = None
-        self._hold: PortHold | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://{HOST}:{self.port}/0"
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self) -> None:
-        if self.running:
-            return
-        if self._hold is not None:
-            self._hold.release()
-            self._hold = None
-        args = ["redis-server", "--port", str(self.port), "--bind", HOST]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
-        log = self.workdir / "redis.log"
-        self.proc = _spawn(args, dict(os.environ), log, log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.ping():
-                return
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.05)
-        raise RuntimeError(f"redis-server did not start: {log.read_text(errors='replace')}")
-
-    def stop(self, hold: bool = True) -> None:
-        """Stop the server; the port stays ours (refusing connections) until start()."""
-        _end(self.proc)
-        self.proc = None
-        if hold and self._hold is None:
-            self._hold = PortHold(self.port)
-
-    def release(self) -> None:
-        if self._hold is not None:
-            self._hold.release()
-            self._hold = None
-
-    def ping(self) -> bool:
-        try:
-            with socket.create_connection((HOST, self.port), timeout=1) as sock:
-                sock.sendall(b"PING\r\n")
-                return sock.recv(64).startswith(b"+PONG")
-        except OSError:
-            return False
 
 
 class MailSink(SmtpSink):
@@ -216,59 +90,6 @@ class MailSink(SmtpSink):
             self._hold = None
 
 
-class Gunicorn:
-    """One instance of the app: `gunicorn -c gunicorn.conf.py wsgi:app` on its own port."""
-
-    def __init__(self, name: str, env: dict[str, str], logdir: Path) -> None:
-        self.name = name
-        self.port = free_port()
-        self.env = {**env, "BIND": f"{HOST}:{self.port}", "WEB_CONCURRENCY": str(WORKERS)}
-        self.control_socket = logdir / f"gunicorn-{name}.ctl"
-        self.access_log = logdir / f"gunicorn-{name}.out"
-        self.error_log = logdir / f"gunicorn-{name}.err"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    def start(self) -> None:
-        args = [str(BIN / "gunicorn"), "-c", "gunicorn.conf.py", "wsgi:app"]
-        # Gunicorn 27 opens a control socket at ~/.gunicorn/gunicorn.ctl by default: two
-        # instances on one machine would fight over it, so each gets its own.
-        args += ["--control-socket", str(self.control_socket)]
-        self.proc = _spawn(args, self.env, self.access_log, self.error_log)
-
-    def wait_ready(self, timeout: float = 30) -> None:
-        """Poll /healthz until the instance answers 200 with all its workers up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            assert self.proc is not None
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"gunicorn {self.name} exited:\n{self.log()}")
-            try:
-                status = requests.get(self.url + "/healthz", timeout=2).status_code
-            except requests.RequestException:
-                status = None
-            if status == 200 and len(self.worker_pids()) == WORKERS:
-                return
-            time.sleep(0.1)
-        raise RuntimeError(f"gunicorn {self.name} not ready after {timeout}s:\n{self.log()}")
-
-    def stop(self) -> None:
-        _end(self.proc, grace=25)
-        self.proc = None
-
-    def worker_pids(self) -> set[int]:
-        """The master's children now: a worker that crashed or was killed shows as a new pid."""
-        assert self.proc is not None
-        return set(_children(self.proc.pid))
-
-    def log(self) -> str:
-        """Everything the instance wrote to stderr: gunicorn's error log and the app's log."""
-        return self.error_log.read_text(errors="replace")
-
-
 @dataclass
 class Cluster:
     """Two instances sharing PostgreSQL (through the proxy), Redis and the SMTP sink."""
@@ -288,15 +109,7 @@ class Cluster:
 
     def flask(self, *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         """Run `flask --app terminus_hub …` with the instances' environment."""
-        return subprocess.run(
-            [str(BIN / "flask"), "--app", "terminus_hub", *args],
-            cwd=REPO,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
+        return processes.flask(self.env, *args, timeout=timeout)
 
     def wait_healthy(self, timeout: float = 20) -> None:
         deadline = time.monotonic() + timeout
@@ -517,12 +330,9 @@ def cluster(_require_postgresql: None, database_url: str, faults_dir: Path) -> I
         redis.start()
         sink.start()
         proxied = url.set(host=HOST, port=proxy.port).render_as_string(hide_password=False)
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "GUNICORN"))}
-        env.pop("DATABASE_URL", None)
-        env.update(
+        env = processes.app_environment(
             {
                 "DATABASE_URL": proxied,
-                "PYTHONUNBUFFERED": "1",
                 "FLASK_SECRET_KEY": '"faults-' + secrets.token_hex(24) + '"',
                 "FLASK_SESSION_COOKIE_SECURE": "false",
                 "FLASK_TERMINUS_BCRYPT_ROUNDS": "4",
@@ -536,11 +346,13 @@ def cluster(_require_postgresql: None, database_url: str, faults_dir: Path) -> I
                 "FLASK_TERMINUS_TRUSTED_PROXIES": "1",
             }
         )
-        instances = [Gunicorn("A", env, faults_dir), Gunicorn("B", env, faults_dir)]
+        instances = [
+            Gunicorn(name, env, faults_dir, WORKERS, separate_errors=True) for name in "AB"
+        ]
         for instance in instances:
             instance.start()
         for instance in instances:
-            instance.wait_ready()
+            instance.wait_ready(timeout=30)
         running = Cluster(
             a=instances[0],
             b=instances[1],

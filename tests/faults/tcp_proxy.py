@@ -25,41 +25,13 @@ import time
 from dataclasses import dataclass
 from dataclasses import field
 
+from tests.processes import PortHold
+
 HOST = "127.0.0.1"
 UP = "up"  # client to server
 DOWN = "down"  # server to client
 _CHUNK = 65536
 _POLL = 0.05
-
-
-class PortHold:
-    """Keep a port of 127.0.0.1 ours while nothing listens on it.
-
-    A bound socket that does not listen: connections to the port are refused, as when a
-    server is down, and the kernel hands the port to no other program's ``bind(0)`` (a test
-    server elsewhere on the machine could otherwise get it and answer in our server's place).
-    """
-
-    def __init__(self, port: int, timeout: float = 5) -> None:
-        self.port = port
-        self._sock: socket.socket | None = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                self._sock.bind((HOST, port))
-                return
-            except OSError:
-                # The server that just stopped may hold the port for a moment longer.
-                if time.monotonic() > deadline:
-                    self._sock.close()
-                    raise
-                time.sleep(_POLL / 5)
-
-    def release(self) -> None:
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
 
 
 @dataclass

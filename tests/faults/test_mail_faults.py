@@ -15,12 +15,12 @@ from sqlalchemy import update
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
-from tests.faults.conftest import BIN
 from tests.faults.conftest import MAIL_TIMEOUT
-from tests.faults.conftest import REPO
 from tests.faults.conftest import Cluster
 from tests.faults.conftest import page_text
 from tests.faults.conftest import wait_for
+from tests.processes import BIN
+from tests.processes import REPO
 
 pytestmark = pytest.mark.faults
 
