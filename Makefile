@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-run-$(shell cat requirements.txt | sha1sum | cut -c1-12)
 DEV_STAMP := $(VENV)/.installed-dev-$(shell cat requirements.txt tests/requirements.txt | sha1sum | cut -c1-12)
-DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false
+DEV_ENV := FLASK_SESSION_COOKIE_SECURE=false FLASK_TERMINUS_BASE_URL=http://127.0.0.1:5000
 
 .PHONY: install install-dev run test test-sqlite test-postgresql browser fuzz faults bench lint format package-check clean
 

@@ -8,8 +8,17 @@ as one.
 
 import multiprocessing
 import os
+import re
+import shutil
+import tempfile
 
 bind = os.environ.get("BIND", "127.0.0.1:8000")  # behind the TLS-terminating proxy
+# Gunicorn's control socket (for gunicornc) defaults to one path per user, which a second
+# instance on the host would take over: each bind address gets its own.
+control_socket = os.environ.get("GUNICORN_CONTROL_SOCKET") or os.path.join(
+    os.environ.get("XDG_RUNTIME_DIR") or os.path.expanduser("~/.gunicorn"),
+    "terminus-hub-" + re.sub(r"[^A-Za-z0-9.-]+", "_", bind) + ".ctl",
+)
 workers = int(os.environ.get("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
 worker_class = "sync"
 timeout = 30  # a worker stuck longer than this is replaced
@@ -26,6 +35,27 @@ max_requests = 20000
 max_requests_jitter = 2000
 accesslog = "-"
 errorlog = "-"
-# Request lines are logged without query strings; link tokens live in paths and are single-use.
+# %(U)s is the path as sent (still percent-encoded, so %0a cannot start a forged line), without
+# its query string and with emailed links' tokens replaced by [redacted]; the user agent is
+# escaped too. Request-line, query, referrer and header atoms log "-" (terminus_hub/access_log.py).
+logger_class = "terminus_hub.access_log.AccessLog"
 access_log_format = '%(h)s "%(m)s %(U)s" %(s)s %(b)s %(L)ss "%(a)s"'
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# Prometheus metrics (/metrics, when TERMINUS_METRICS_TOKEN is set): each worker counts in its
+# own files here and a scrape adds them up. One folder per master, made before the app is
+# imported (preload_app), emptied of a dead worker's gauges and removed at shutdown.
+if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="terminus-hub-metrics-")
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
+    if os.path.basename(folder).startswith("terminus-hub-metrics-"):
+        shutil.rmtree(folder, ignore_errors=True)

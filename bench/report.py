@@ -136,6 +136,13 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             low <= ratio <= high,
             f"{ratio:.3f} (locked ÷ wrong {timing['locked_over_wrong']:.3f})",
         ))  # fmt: skip
+        if "unknown_vs_wrong_p" in timing:
+            p_unknown, p_locked = timing["unknown_vs_wrong_p"], timing["locked_vs_wrong_p"]
+            out.append((
+                "Mann–Whitney U does not tell unknown-email from wrong-password (p ≥ 0.01)",
+                p_unknown >= 0.01,
+                f"p = {p_unknown:.3g} (locked vs wrong p = {p_locked:.3g})",
+            ))  # fmt: skip
     for small, large, what in (
         ("th_account", "th_account_1m", "key check"),
         ("th_sign_in", "th_sign_in_1m", "sign-in"),

@@ -455,6 +455,8 @@ def terminus_env(database: str, prefix: str) -> dict[str, str]:
             "FLASK_TERMINUS_SSO_RATE_LIMIT": BENCH_RATE_LIMIT,
             # Plain HTTP on loopback: the Python clients send the cookie back themselves.
             "FLASK_SESSION_COOKIE_SECURE": "false",
+            # Every app answers on 127.0.0.1 (each on its own port, which links do not carry).
+            "FLASK_TERMINUS_BASE_URL": f"http://{HOST}",
             "FLASK_TERMINUS_SAML_SP_KEY_FILE": str(OUT / "instance" / "saml_sp.key"),
             "FLASK_TERMINUS_SAML_SP_CERT_FILE": str(OUT / "instance" / "saml_sp.crt"),
         }
@@ -465,6 +467,7 @@ def terminus_env(database: str, prefix: str) -> dict[str, str]:
 def seed_config() -> dict[str, Any]:
     return {
         "SECRET_KEY": SECRET_KEY,
+        "TERMINUS_BASE_URL": f"http://{HOST}",
         "TERMINUS_SAML_SP_KEY_FILE": str(OUT / "instance" / "saml_sp.key"),
         "TERMINUS_SAML_SP_CERT_FILE": str(OUT / "instance" / "saml_sp.crt"),
         "BENCH_INSTANCE_PATH": str(OUT / "instance"),
@@ -680,7 +683,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers per app")
     parser.add_argument("--small", type=int, default=1_000, help="users and keys, small scale")
     parser.add_argument("--large", type=int, default=1_000_000, help="users and keys, scale")
-    parser.add_argument("--timing-samples", type=int, default=30, help="sign-ins per kind")
+    parser.add_argument("--timing-samples", type=int, default=200, help="sign-ins per kind")
     parser.add_argument("--only", nargs="*", help="measure only these targets")
     parser.add_argument("--no-docs", action="store_true", help="don't write docs/benchmarks.md")
     parser.add_argument("--profile", action="store_true", help="profile the bearer key path")

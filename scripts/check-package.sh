@@ -19,6 +19,7 @@ serve_from_empty_folder() {
   (
     cd "$folder"
     export FLASK_SQLALCHEMY_DATABASE_URI="\"sqlite:///$folder/hub.sqlite\""
+    export FLASK_TERMINUS_BASE_URL=http://localhost
     "$work/venv/bin/flask" --app terminus_hub db upgrade >/dev/null 2>&1 ||
       { echo "$label: db upgrade failed" >&2; "$work/venv/bin/flask" --app terminus_hub db upgrade; exit 1; }
     "$work/venv/bin/python" - "$label" "$source_tree" <<'PY'

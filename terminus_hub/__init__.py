@@ -7,7 +7,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
-from flask.logging import default_handler
 
 from terminus_hub import accounts
 from terminus_hub import api
@@ -17,6 +16,8 @@ from terminus_hub import errors
 from terminus_hub import guards
 from terminus_hub import headers
 from terminus_hub import health
+from terminus_hub import logs
+from terminus_hub import metrics
 from terminus_hub import models
 from terminus_hub import outbox
 from terminus_hub import settings
@@ -37,11 +38,10 @@ def create_app(config: Mapping[str, Any] | None = None, instance_path: str | Non
     settings.load(app, config)
     app.logger.setLevel(app.config["LOG_LEVEL"])
     # Flask-Limiter reports its storage falling back and recovering on its own logger, which
-    # has only a NullHandler: send those lines where the app's own log goes.
-    limiter_log = logging.getLogger("flask-limiter")
-    limiter_log.setLevel(logging.INFO)
-    if default_handler not in limiter_log.handlers:
-        limiter_log.addHandler(default_handler)
+    # has only a NullHandler: logs.init_app sends those lines where the app's own log goes.
+    logging.getLogger("flask-limiter").setLevel(logging.INFO)
+    logs.init_app(app)
+    metrics.init_app(app)
 
     db.init_app(app)
     migrate.init_app(

@@ -65,8 +65,10 @@ def record(
     user: User | str | None = None,
     actor: User | None = None,
     detail: dict[str, Any] | None = None,
-) -> None:
+) -> AuditEvent | None:
     """Add an event to the current transaction, inside a savepoint so a failure costs nothing.
+
+    Returns the event (None when it could not be written), for a caller that completes it.
 
     The actor is, in order: the given person, the API key of this request, the signed-in
     person, or "operator" outside a request (the CLI).
@@ -85,6 +87,7 @@ def record(
     try:
         with db.session.begin_nested():
             db.session.add(event)
+        return event
     except DBAPIError as exc:
         if exc.connection_invalidated:
             raise  # the connection, and the action's transaction with it, is gone: fail (503)
@@ -92,6 +95,7 @@ def record(
     except Exception:
         # The action matters more than its record; say so loudly in the log instead.
         log.exception("audit event %s could not be written", kind)
+    return None
 
 
 def _actor(actor: User | None) -> tuple[str, str | None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import click
 from flask import Flask
@@ -23,9 +24,11 @@ from terminus_hub.core.idp_metadata import MetadataError
 from terminus_hub.core.idp_metadata import decode_metadata
 from terminus_hub.core.membership import MembershipError
 from terminus_hub.core.membership import account_by_slug
+from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import add_member
 from terminus_hub.core.membership import create_account
 from terminus_hub.core.signin import find_user
+from terminus_hub.core.sso_connections import DOMAIN_INVALID
 from terminus_hub.core.sso_connections import ConfigurationError
 from terminus_hub.core.sso_connections import configure
 from terminus_hub.core.sso_connections import connection_of
@@ -91,11 +94,13 @@ def create_user(email: str, password: str | None, name: str, confirmed: bool) ->
         raise click.ClickException("--name takes at most 120 printable characters.")
     if find_user(canonical) is not None:
         raise click.ClickException(f"A user with the email {canonical} already exists.")
+    source = "--password"
     if password is None:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+        source = "Password"
     problem = password_problem(password, context_words(canonical, name))
     if problem:
-        raise click.ClickException(f"--password: {problem}")
+        raise click.ClickException(f"{source}: {problem}")
     user = User(
         email=canonical,
         name=name,
@@ -122,12 +127,23 @@ def unlock_user(email: str) -> None:
 @accounts.command("create")
 @click.argument("name")
 @click.option("--owner", "owner_email", required=True, help="Email of an existing user.")
-def create_account_command(name: str, owner_email: str) -> None:
+@click.option(
+    "--allow-duplicate-name",
+    is_flag=True,
+    help="Make the account even if the owner already belongs to one of this name.",
+)
+def create_account_command(name: str, owner_email: str, allow_duplicate_name: bool) -> None:
     """Create an account, with its workspace Main, owned by an existing user."""
     name = " ".join(name.split())
     if not name or len(name) > 120 or not name.isprintable():
         raise click.ClickException("NAME takes 1 to 120 printable characters.")
     owner = _existing_user(owner_email)
+    same = [a for a in accounts_of(owner) if a.name.casefold() == name.casefold()]
+    if same and not allow_duplicate_name:
+        raise click.ClickException(
+            f"{owner.email} already belongs to an account named {same[0].name!r} ({same[0].slug}). "
+            "Pass --allow-duplicate-name to make another."
+        )
     account = create_account(name, owner=owner)
     db.session.commit()
     click.echo(f"Created account {account.slug} ({account.id}) owned by {owner.email}.")
@@ -232,8 +248,8 @@ def configure_sso(
             account,
             metadata_xml=metadata_xml,
             by_operator=True,
-            add=parse_domains(" ".join(domains)) if domains else [],
-            remove=parse_domains(" ".join(removed)) if removed else [],
+            add=_one_domain_each(domains, "--domain"),
+            remove=_one_domain_each(removed, "--remove-domain"),
             enforce=enforce,
             vouch=verified,
         )
@@ -262,6 +278,16 @@ def configure_sso(
     click.echo(f"SSO for {account.slug}; {state}.")
     for claim in connection.domains:
         click.echo(_domain_line(claim))
+
+
+def _one_domain_each(values: tuple[str, ...], flag: str) -> list[str]:
+    """Each use of the flag names one domain; a value with spaces is refused as a whole."""
+    domains: list[str] = []
+    for value in values:
+        if not value.strip() or re.search(r"[\s,;]", value.strip()):
+            raise click.ClickException(f"{flag}: " + DOMAIN_INVALID.format(domain=value[:80]))
+        domains += parse_domains(value)
+    return domains
 
 
 def _metadata_file(path: str) -> str:

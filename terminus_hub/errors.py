@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from werkzeug.exceptions import HTTPException
 from werkzeug.exceptions import InternalServerError
+from werkzeug.exceptions import SecurityError
 from werkzeug.exceptions import ServiceUnavailable
 from werkzeug.wrappers import Response
 
@@ -49,6 +50,7 @@ MESSAGES = {
     503: "A service we depend on is not answering. Try again in a minute.",
 }
 CSRF_MESSAGE = "Your form expired or came from another site. Reload the page and try again."
+UNKNOWN_HOST = "Bad request: this site does not answer to that host name.\n"
 
 
 def init_app(app: Flask) -> None:
@@ -56,6 +58,7 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(ApiError, api_errors.to_response)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(SecurityError, _unknown_host)
     for exc in (OperationalError, InterfaceError, PoolTimeoutError):
         app.register_error_handler(exc, _database_down)
     app.register_error_handler(Exception, _unexpected)
@@ -102,6 +105,15 @@ def _http_error(exc: HTTPException) -> Response:
     retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
+    return response
+
+
+def _unknown_host(exc: SecurityError) -> Response:
+    # A Host header that is not this site's: no page (its links would need the URL map,
+    # which Flask does not build for an untrusted host), just a plain 400.
+    log.info("refused a request for an unknown host")
+    response = Response(UNKNOWN_HOST, status=400, mimetype="text/plain")
+    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint
+from flask import current_app
 from flask import jsonify
+from flask import request
 from sqlalchemy import func
 from sqlalchemy import select
 from sqlalchemy import text
@@ -29,17 +32,39 @@ OUTBOX_STALE = timedelta(minutes=15)
 @bp.get("/healthz")
 @limiter.exempt
 def healthz() -> Response:
-    """Answer 200 when the database and rate-limit storage work, else 503 naming the failure."""
+    """Answer 200 when the database and rate-limit storage work, else 503 naming the failure.
+
+    Anyone sees the status and the names of failing dependencies; each check's result and the
+    mail outbox's counts go only to a request bearing TERMINUS_HEALTH_TOKEN.
+    """
     checks: dict[str, Any] = {"database": _database(), "rate_limit_storage": _limiter_storage()}
-    if checks["database"] == "ok":
-        checks["mail_outbox"] = _outbox()
-    failing = [name for name in ("database", "rate_limit_storage") if checks[name] != "ok"]
-    body: dict[str, Any] = {"status": "ok" if not failing else "unavailable", "checks": checks}
+    failing = [name for name, state in checks.items() if state == "unavailable"]
+    body: dict[str, Any] = {"status": "ok" if not failing else "unavailable"}
     if failing:
         body["failing"] = failing
+    if _may_see_details():
+        if checks["database"] == "ok":
+            checks["mail_outbox"] = outbox_counts()
+        body["checks"] = checks
     response = jsonify(body)
     response.status_code = 503 if failing else 200
     return response
+
+
+def _may_see_details() -> bool:
+    token = current_app.config["TERMINUS_HEALTH_TOKEN"]
+    given = bearer_token_of(request.headers.get("Authorization", ""))
+    return (
+        bool(token)
+        and given is not None
+        and hmac.compare_digest(given.encode(), str(token).encode())
+    )
+
+
+def bearer_token_of(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer …`` header, or None."""
+    scheme, _, token = header.partition(" ")
+    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _database() -> str:
@@ -53,13 +78,15 @@ def _database() -> str:
 
 
 def _limiter_storage() -> str:
+    if not current_app.config.get("RATELIMIT_ENABLED", True):
+        return "disabled"  # rate limits are turned off: nothing to reach
     try:
         return "ok" if limiter.storage.check() else "unavailable"
     except Exception:  # every storage backend fails in its own way
         return "unavailable"
 
 
-def _outbox() -> dict[str, Any]:
+def outbox_counts() -> dict[str, Any]:
     # A backlog is a warning, not a failure: mail waits safely in the outbox.
     pending = db.session.scalar(
         select(func.count())

@@ -10,6 +10,7 @@ from sqlalchemy import or_
 
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
+from terminus_hub.models import AuditEvent
 from terminus_hub.models import Invitation
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import SamlAssertion
@@ -17,6 +18,7 @@ from terminus_hub.models import SamlRequest
 from terminus_hub.models import UserSession
 from terminus_hub.models import utcnow
 
+UNKNOWN_SIGN_INS_KEPT = timedelta(days=30)  # failed sign-ins to addresses nobody has
 SENT_MAIL_KEPT = timedelta(days=7)  # long enough to answer "did the mail go out?"
 FAILED_MAIL_KEPT = timedelta(days=30)
 
@@ -37,6 +39,11 @@ def purge() -> dict[str, int]:
         ),
         # Past their expiry, used or not: the audit log keeps the record of each.
         "invitations": delete(Invitation).where(Invitation.expires_at < now),
+        "unknown_sign_ins": delete(AuditEvent).where(
+            AuditEvent.kind == "sign_in.failed",
+            AuditEvent.user_id.is_(None),
+            AuditEvent.created_at < now - UNKNOWN_SIGN_INS_KEPT,
+        ),
         "outbox": delete(OutboxMessage).where(
             or_(
                 OutboxMessage.sent_at < now - SENT_MAIL_KEPT,

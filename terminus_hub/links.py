@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import Config
 from flask import current_app
-from flask import request
 from flask import url_for
 from itsdangerous import BadData
 from itsdangerous import URLSafeTimedSerializer
@@ -80,6 +79,4 @@ def load_user(purpose: str, token: str) -> User | None:
 
 def external_url(endpoint: str, **values: Any) -> str:
     """Build an absolute link for an email from TERMINUS_BASE_URL, never from a Host header."""
-    path = url_for(endpoint, **values)
-    base = current_app.config.get("TERMINUS_BASE_URL") or request.host_url
-    return base.rstrip("/") + path
+    return str(current_app.config["TERMINUS_BASE_URL"]) + url_for(endpoint, **values)

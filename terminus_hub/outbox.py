@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from werkzeug.wrappers import Response
 
+from terminus_hub import metrics
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.extensions import mail
@@ -171,9 +172,11 @@ def _record_failure(message: OutboxMessage, error: str, permanent: bool) -> str:
     message.last_error = error[:500]
     if permanent or message.attempts >= current_app.config["MAIL_MAX_ATTEMPTS"]:
         message.failed_at = utcnow()
+        metrics.MAIL_FAILURES.labels("true").inc()
         log.error("mail %s given up after %d attempts: %s", message.id, message.attempts, error)
         return "failed"
     delay = timedelta(seconds=min(30 * 2 ** (message.attempts - 1), 3600))
     message.next_attempt_at = utcnow() + delay
+    metrics.MAIL_FAILURES.labels("false").inc()
     log.warning("mail %s not sent (attempt %d), retrying: %s", message.id, message.attempts, error)
     return "retry"

@@ -44,6 +44,15 @@ def verify_password(password: str, stored: str | None) -> bool:
     return bcrypt.checkpw(_prehash(password), stored[len(SCHEME) :].encode("ascii"))
 
 
+def needs_rehash(stored: str | None) -> bool:
+    """Say whether a hash was made at another cost than TERMINUS_BCRYPT_ROUNDS (or another way)."""
+    if not stored or not stored.startswith(SCHEME):
+        return True
+    digest = stored[len(SCHEME) :]  # $2b$12$…: the cost is the second field
+    parts = digest.split("$")
+    return len(parts) < 3 or parts[2] != f"{current_app.config['TERMINUS_BCRYPT_ROUNDS']:02d}"
+
+
 def dummy_verify() -> None:
     """Spend the time of one password check, so unknown emails answer as fast as known ones."""
     bcrypt.checkpw(b"not the password", _dummy_hash(current_app.config["TERMINUS_BCRYPT_ROUNDS"]))

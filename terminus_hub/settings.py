@@ -7,13 +7,17 @@ import secrets
 import select
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
+import click
 from flask import Flask
 from sqlalchemy.exc import DisconnectionError
 
 DEFAULTS: dict[str, Any] = {
     # Level of the terminus_hub loggers; INFO shows mail in the terminal when MAIL_SERVER is unset.
     "LOG_LEVEL": "INFO",
+    # "text" (lines for people) or "json" (one object per line, with a line per request).
+    "TERMINUS_LOG_FORMAT": "text",
     # Database: SQLite in the instance folder unless DATABASE_URL or a setting says otherwise.
     "SQLALCHEMY_DATABASE_URI": None,
     "SQLALCHEMY_ENGINE_OPTIONS": {},
@@ -45,9 +49,12 @@ DEFAULTS: dict[str, Any] = {
     "MAIL_DEFAULT_SENDER": "Terminus Hub <no-reply@localhost>",
     "MAIL_TIMEOUT": 5,  # seconds; bounds any wait on a slow mail server
     "MAIL_MAX_ATTEMPTS": 8,  # deliveries tried (with back-off) before a mail is given up
-    # Origin used in emailed links, e.g. "https://hub.example.com"; set it in production so
-    # links never depend on a request's Host header. Unset: the request's own origin.
+    # Where people reach the app, e.g. "https://hub.example.com" (required). Emailed links and
+    # SAML URLs are built from it alone, and requests for any other host name answer 400.
     "TERMINUS_BASE_URL": None,
+    # More host names the app answers to besides the base URL's (e.g. an internal name that
+    # a load balancer's health check uses). Never used to build a link.
+    "TERMINUS_ALLOWED_HOSTS": [],
     # Product settings (docs/operations.md lists each one).
     "TERMINUS_BCRYPT_ROUNDS": 12,
     "TERMINUS_LOCKOUT_MAX_ATTEMPTS": 5,
@@ -71,6 +78,12 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_PUBLIC_EMAIL_DOMAINS": [],
     # Confirmation and reset mails to one address per hour; more requests answer the same silently.
     "TERMINUS_MAILS_PER_ADDRESS_PER_HOUR": 3,
+    # A secret that shows /healthz's details (each check, the mail outbox's counts) to a request
+    # with "Authorization: Bearer <it>"; unset, nobody sees them.
+    "TERMINUS_HEALTH_TOKEN": None,
+    # A secret a Prometheus scraper sends ("Authorization: Bearer <it>") to read /metrics;
+    # unset, there is no /metrics.
+    "TERMINUS_METRICS_TOKEN": None,
     # Proxies in front of the app whose X-Forwarded-For/-Proto are trusted (0: none).
     "TERMINUS_TRUSTED_PROXIES": 0,
     "TERMINUS_API_RATE_LIMIT": "600 per minute",
@@ -104,6 +117,52 @@ def load(app: Flask, config: Mapping[str, Any] | None) -> None:
         app.config["SESSION_COOKIE_NAME"] = "__Host-thub_session" if secure else "thub_session"
     if not app.config.get("SECRET_KEY"):
         app.config["SECRET_KEY"] = load_or_create_secret_key(app.instance_path)
+    base_url = checked_base_url(app.config["TERMINUS_BASE_URL"])
+    app.config["TERMINUS_BASE_URL"] = base_url
+    # Flask answers 400 to a Host header that is not one of these (the port is not compared).
+    extra = app.config["TERMINUS_ALLOWED_HOSTS"]
+    if not isinstance(extra, list) or not all(isinstance(name, str) for name in extra):
+        raise SettingsError(
+            'TERMINUS_ALLOWED_HOSTS must be a list of host names, e.g. ["hub-internal"]'
+        )
+    app.config["TRUSTED_HOSTS"] = [urlsplit(base_url).hostname, *extra]
+
+
+class SettingsError(click.ClickException):
+    """A setting the app cannot run without is missing or wrong; the message says which.
+
+    A ClickException, so ``flask …`` prints it as one ``Error:`` line; wsgi.py does the same
+    for gunicorn.
+    """
+
+
+BASE_URL_MISSING = (
+    "TERMINUS_BASE_URL is not set. Set it to the address people use to reach the app, e.g. "
+    "FLASK_TERMINUS_BASE_URL=https://hub.example.com: emailed links and SAML URLs are built "
+    "from it, never from a request's Host header."
+)
+
+
+def checked_base_url(value: object) -> str:
+    """Return the base URL without a trailing slash, or raise SettingsError saying what is wrong."""
+    if not value:
+        raise SettingsError(BASE_URL_MISSING)
+    text = str(value).strip().rstrip("/")
+    parts = urlsplit(text)
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:  # a port that is not a number
+        port_ok = False
+    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
+        raise SettingsError(
+            f"TERMINUS_BASE_URL must be an http(s) address such as https://hub.example.com, "
+            f"not {text!r}"
+        )
+    if parts.path or parts.query or parts.fragment or parts.username or parts.password:
+        raise SettingsError(
+            f"TERMINUS_BASE_URL must be an origin only (scheme, host and port), not {text!r}"
+        )
+    return text
 
 
 def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:

@@ -32,16 +32,21 @@ BASE_CONFIG: dict[str, Any] = {
     "WTF_CSRF_ENABLED": False,
     "RATELIMIT_ENABLED": False,
     "SERVER_NAME": "localhost",
+    "TERMINUS_BASE_URL": "http://localhost",
     "SESSION_COOKIE_SECURE": False,
 }
 
 
 @pytest.fixture(autouse=True)
 def _clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Keep FLASK_* and DATABASE_URL from the developer's shell out of the tests."""
+    """Keep FLASK_* and DATABASE_URL from the developer's shell out of the tests.
+
+    Every app needs a base URL: apps made without BASE_CONFIG get the test client's.
+    """
     for name in list(os.environ):
         if name.startswith("FLASK_") or name == "DATABASE_URL":
             monkeypatch.delenv(name)
+    monkeypatch.setenv("FLASK_TERMINUS_BASE_URL", "http://localhost")
 
 
 @pytest.fixture(scope="session")

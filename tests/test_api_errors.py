@@ -211,6 +211,45 @@ def test_deeply_nested_json_is_a_bad_request(app: Flask, api: Api, method, path)
     assert stored_state(app) == before
 
 
+@pytest.mark.parametrize("depth", [33, 100, 330, 500, 700, 980, 1500, 5000])
+@pytest.mark.parametrize("method", ["POST", "PATCH"])
+def test_data_nested_at_any_depth_is_a_clean_refusal(
+    app: Flask, api: Api, method: str, depth: int
+) -> None:
+    before = stored_state(app)
+    nested = '{"k":' * depth + "1" + "}" * depth  # data itself counts as a level
+    path = "/api/v1/records" if method == "POST" else f"/api/v1/records/{api.record_id}"
+    fields = f'"workspace_id": "{api.workspace_id}", "title": "t", ' if method == "POST" else ""
+    body = f'{{{fields}"data": {nested}}}'
+    response = api.call(method, path, data=body, content_type="application/json")
+    assert response.status_code in (400, 422), response.status_code
+    error = assert_error(response, response.status_code)["error"]
+    if response.status_code == 422:
+        assert error["fields"] == {"data": "Nest objects and arrays at most 32 levels deep."}
+    assert len(response.get_data()) < 1000
+    assert stored_state(app) == before
+
+
+def test_data_nested_32_deep_is_kept(api: Api) -> None:
+    nested: Any = 1
+    for _ in range(32):
+        nested = {"k": nested}
+    response = api.call("POST", "/api/v1/records", json=_records_body(api, data=nested))
+    assert response.status_code == 201, response.get_json()
+
+
+def test_a_422_echoes_a_few_unknown_names_not_the_whole_body(app: Flask, api: Api) -> None:
+    before = stored_state(app)
+    body = {"name": "Ops", **{f"field_{n:06d}_" + "x" * 200: n for n in range(3000)}}
+    response = api.call("POST", "/api/v1/workspaces", json=body)
+    error = assert_error(response, 422, "validation_error")["error"]
+    assert len(error["fields"]) == 10
+    assert all(len(name) <= 64 for name in error["fields"])
+    assert "3000 unknown fields" in error["message"]
+    assert len(response.get_data()) < 2000
+    assert stored_state(app) == before
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity", "1e400"])
 def test_non_json_numbers_in_data_are_refused(app: Flask, api: Api, constant: str) -> None:
     before = stored_state(app)

@@ -31,6 +31,7 @@ pytestmark = pytest.mark.skipif(
 def test_seeded_database_serves_the_benchmarks_requests(tmp_path: Path) -> None:
     config = {
         "SECRET_KEY": "bench-seed-test-" + "s" * 32,
+        "TERMINUS_BASE_URL": "http://localhost",
         "TERMINUS_SAML_SP_KEY_FILE": str(tmp_path / "sp.key"),
         "TERMINUS_SAML_SP_CERT_FILE": str(tmp_path / "sp.crt"),
         "BENCH_INSTANCE_PATH": str(tmp_path / "instance"),

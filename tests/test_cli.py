@@ -105,6 +105,24 @@ def test_users_create_refuses_bad_input(
     assert_clear_error(result, message)
 
 
+def test_users_create_says_the_email_is_taken_before_asking_for_a_password(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    factories.make_user(app, email=EMAIL)
+    result = runner.invoke(args=["users", "create", EMAIL], input="")
+    assert_clear_error(result, "already exists")
+    assert "Password" not in result.output
+
+
+def test_a_weak_prompted_password_is_called_the_password_not_an_option(
+    runner: FlaskCliRunner,
+) -> None:
+    result = runner.invoke(args=["users", "create", EMAIL], input="password1234\npassword1234\n")
+    assert result.exit_code != 0
+    assert f"Error: Password: {TOO_WEAK}" in result.stderr
+    assert "--password" not in result.stderr
+
+
 # accounts create
 
 
@@ -147,6 +165,28 @@ def test_accounts_create_refuses_bad_input(
 
 
 # accounts add-member
+
+
+def test_accounts_create_twice_with_one_name_needs_allow_duplicate_name(
+    app: Flask, runner: FlaskCliRunner
+) -> None:
+    factories.make_user(app, email=EMAIL)
+    first = runner.invoke(args=["accounts", "create", "Acme Corp", "--owner", EMAIL])
+    assert first.exit_code == 0, first.output
+    again = runner.invoke(args=["accounts", "create", "acme  corp", "--owner", EMAIL])
+    assert_clear_error(again, "already belongs to an account named 'Acme Corp'")
+    allowed = runner.invoke(
+        args=["accounts", "create", "Acme Corp", "--owner", EMAIL, "--allow-duplicate-name"]
+    )
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout.startswith("Created account acme-corp-")
+
+
+def test_db_upgrade_to_an_unknown_revision_is_one_error_line(runner: FlaskCliRunner) -> None:
+    result = runner.invoke(args=["db", "upgrade", "bogusrev"])
+    assert result.exit_code != 0
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert lines == ["Error: Can't locate revision identified by 'bogusrev'"], result.output
 
 
 def test_accounts_add_member_gives_the_role(

@@ -9,6 +9,8 @@ from werkzeug.datastructures import MultiDict
 
 from terminus_hub.core.signin import INCORRECT
 from terminus_hub.core.signin import UNCONFIRMED
+from terminus_hub.extensions import db
+from terminus_hub.models import User
 from tests import factories
 
 # The token (hidden field and meta tag) is the only part allowed to differ.
@@ -274,3 +276,31 @@ def test_signed_in_person_visiting_sign_in_goes_to_accounts(auth, client, user):
 def test_home_path_sends_visitors_to_sign_in(client):
     response = client.get("/")
     assert response.status_code == 303 and response.location == "/sign_in"
+
+
+def test_a_correct_password_upgrades_a_hash_made_at_another_cost(app, auth):
+    person = factories.make_person(app)  # hashed at cost 4
+    app.config["TERMINUS_BCRYPT_ROUNDS"] = 5
+    with auth.sign_in(person.email, person.password) as response:
+        assert response.status_code == 303
+    with app.app_context():
+        stored = db.session.get(User, person.id).password_hash
+    assert "$2b$05$" in stored
+    with (
+        app.test_client() as again,
+        again.post(
+            "/sign_in/password", data={"email": person.email, "password": person.password}
+        ) as response,
+    ):
+        assert response.status_code == 303
+
+
+def test_a_wrong_password_leaves_the_hash_alone(app, auth):
+    person = factories.make_person(app)
+    with app.app_context():
+        before = db.session.get(User, person.id).password_hash
+    app.config["TERMINUS_BCRYPT_ROUNDS"] = 5
+    with auth.sign_in(person.email, "not the password at all") as response:
+        assert response.status_code == 422
+    with app.app_context():
+        assert db.session.get(User, person.id).password_hash == before

@@ -46,6 +46,25 @@ def test_sign_up_creates_unconfirmed_user_owned_account_and_main(app, client, ou
     assert "/confirm/" in mail.text_body and "/confirm/" in mail.html_body
 
 
+def test_mail_to_an_unconfirmed_address_carries_no_text_the_visitor_typed(app, client, outbox):
+    # Otherwise sign-up sends our mail, with any words in it, to any address anyone types.
+    spam = "Win a prize at prize.example"
+    client.post("/sign_up", data={**GOOD, "name": spam})
+    client.post("/confirm/resend", data={"email": GOOD["email"]})
+    client.post("/password/forgot", data={"email": GOOD["email"]})
+    mails = outbox.messages(GOOD["email"])
+    assert mails
+    for mail in mails:
+        assert "prize" not in mail.subject + mail.text_body + mail.html_body
+    assert mails[0].text_body.startswith("Hello,")
+
+
+def test_a_confirmed_persons_mail_greets_them_by_name(app, outbox):
+    person = factories.make_user(app, name="Ada Lovelace")
+    app.test_client().post("/password/forgot", data={"email": person.email})
+    assert outbox.messages(person.email)[-1].text_body.startswith("Hello Ada Lovelace,")
+
+
 def test_sign_up_stores_the_email_in_canonical_form(app, client):
     client.post("/sign_up", data={**GOOD, "email": "  Ada@EXAMPLE.com "})
     with app.app_context():

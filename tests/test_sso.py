@@ -225,6 +225,7 @@ def pem_body(path: str) -> str:
 def test_sp_metadata_names_this_url_the_acs_and_a_signing_certificate(
     app, client, user, sp_key_files
 ):
+    factories.sign_in(client, user.email)  # the owner, setting SSO up
     response = client.get(f"/sso/{user.account_slug}/metadata")
 
     assert response.status_code == 200
@@ -252,6 +253,19 @@ def test_sp_metadata_of_an_unknown_account_is_404(client):
     assert client.get(f"/sso/{'x' * 300}/metadata").status_code == 404
 
 
+def test_sp_metadata_cannot_tell_which_accounts_exist(app, user):
+    # Without SSO an account's metadata URL answers a stranger exactly as an unknown slug does.
+    stranger = app.test_client()
+    known = stranger.get(f"/sso/{user.account_slug}/metadata")
+    unknown = stranger.get("/sso/no-such-account/metadata")
+    assert known.status_code == unknown.status_code == 404
+    assert known.get_data() == unknown.get_data()
+    # Its owner, setting SSO up, sees it.
+    owner = app.test_client()
+    factories.sign_in(owner, user.email)
+    assert owner.get(f"/sso/{user.account_slug}/metadata").status_code == 200
+
+
 def test_sp_key_is_made_once_under_instance_with_mode_0600(app, client, user):
     key = pathlib.Path(app.instance_path) / "saml_sp.key"
     cert = pathlib.Path(app.instance_path) / "saml_sp.crt"
@@ -259,6 +273,7 @@ def test_sp_key_is_made_once_under_instance_with_mode_0600(app, client, user):
         str(key),
         str(cert),
     )
+    factories.sign_in(client, user.email)
 
     first = client.get(f"/sso/{user.account_slug}/metadata").get_data(as_text=True)
     second = client.get(f"/sso/{user.account_slug}/metadata").get_data(as_text=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import io
 import secrets
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from terminus_hub.core.idp_metadata import INSECURE_SSO_URL
 from terminus_hub.core.sso_connections import configure
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
+from terminus_hub.models import AuditEvent
 from terminus_hub.models import SamlRequest
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import SsoDomain
@@ -590,6 +592,26 @@ def test_housekeeping_deletes_expired_rows(app, client, signer, runner):
         assert db.session.scalar(select(func.count()).select_from(SamlRequest)) == 1
 
 
+def test_housekeeping_deletes_month_old_sign_ins_to_unknown_addresses(app, runner):
+    client = app.test_client()
+    for _ in range(3):
+        client.post("/sign_in/password", data={"email": "nobody@x.example", "password": "p"})
+    person = factories.make_person(app)
+    client.post("/sign_in/password", data={"email": person.email, "password": "wrong"})
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).order_by(AuditEvent.created_at)).all()
+        for event in events[:2] + events[3:]:  # two unknown ones and the known one: old
+            event.created_at = utcnow() - timedelta(days=31)
+        db.session.commit()
+
+    result = runner.invoke(args=["housekeeping"])
+
+    assert "2 unknown_sign_ins" in result.output
+    with app.app_context():
+        left = db.session.scalars(select(AuditEvent)).all()
+        assert sorted(e.user_id or "" for e in left) == ["", person.id]  # a person's stays
+
+
 def test_removing_a_domain_that_is_not_claimed_is_a_clear_error(app, client, signer, runner):
     sso = make_sso(app, client, signer)
 
@@ -635,6 +657,16 @@ def test_an_over_long_domain_is_refused_before_it_can_never_verify(app, client, 
 
     assert result.exit_code == 1
     assert "is not a domain name" in result.stderr
+
+
+@pytest.mark.parametrize("flag", ["--domain", "--remove-domain"])
+def test_a_domain_with_spaces_is_named_whole_in_the_error(app, client, signer, runner, flag):
+    sso = make_sso(app, client, signer)
+
+    result = runner.invoke(args=["sso", "configure", sso.slug, flag, "not a domain"])
+
+    assert result.exit_code == 1
+    assert f"Error: {flag}: “not a domain” is not a domain name" in result.stderr
 
 
 # -- an admin cannot make an IdP that signs in an owner ------------------------------------------

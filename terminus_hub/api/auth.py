@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -22,6 +23,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from wtforms import ValidationError
 
+from terminus_hub import metrics
 from terminus_hub import user_sessions
 from terminus_hub.api import rate_limit
 from terminus_hub.api.bearer import key_hash
@@ -96,7 +98,14 @@ def authenticate() -> None:
     if request.endpoint in PUBLIC_ENDPOINTS or request.endpoint is None:
         return
     header = request.headers.get("Authorization")
-    g.api_caller = _from_key(header) if header is not None else _from_session()
+    if header is None:
+        g.api_caller = _from_session()
+        return
+    started = time.perf_counter()
+    try:
+        g.api_caller = _from_key(header)
+    finally:
+        metrics.KEY_CHECK_SECONDS.observe(time.perf_counter() - started)
 
 
 # One indexed lookup (the unique index on api_keys.token_hash) joining the account, as a Core

@@ -14,7 +14,12 @@ from terminus_hub.api_errors import validation_error
 NOT_JSON = "Send a JSON object with Content-Type: application/json."
 UNKNOWN_FIELD = "Unknown field."
 REQUIRED = "This field is required."
+NUL_INSIDE = "Must not contain NUL characters."
 MAX_DATA_BYTES = 64 * 1024
+MAX_DATA_DEPTH = 32  # objects and arrays inside a record's data, counting data itself
+# A 422 names the unknown fields it found, but never echoes a huge body back.
+MAX_UNKNOWN_NAMED = 10
+MAX_NAME_ECHOED = 64
 
 
 def _refuse_constant(name: str) -> float:
@@ -46,10 +51,21 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
             body = None
     if not isinstance(body, dict):
         raise ApiError("bad_request", NOT_JSON, 400)
-    unknown = {name: UNKNOWN_FIELD for name in body if name not in allowed}
+    unknown = [name for name in body if name not in allowed]
     if unknown:
-        raise validation_error(unknown)
+        named = {_echoed(name): UNKNOWN_FIELD for name in unknown[:MAX_UNKNOWN_NAMED]}
+        error = validation_error(named)
+        if len(unknown) > MAX_UNKNOWN_NAMED:
+            error.message = (
+                f"Some fields are not valid: {len(unknown)} unknown fields, "
+                f"the first {MAX_UNKNOWN_NAMED} named."
+            )
+        raise error
     return body
+
+
+def _echoed(name: str) -> str:
+    return name if len(name) <= MAX_NAME_ECHOED else name[: MAX_NAME_ECHOED - 1] + "…"
 
 
 def text(value: Any, *, max_length: int) -> str | None:
@@ -70,23 +86,32 @@ def json_data(value: Any) -> str | None:
     """Say what is wrong with a record's data (None when fine)."""
     if not isinstance(value, dict):
         return "Must be a JSON object."
+    problem = _problem_inside(value)
+    if problem:
+        return problem
     size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8"))
     if size > MAX_DATA_BYTES:
         return f"Must be at most {MAX_DATA_BYTES // 1024} KiB as JSON ({size} bytes given)."
-    if _has_nul(value):
-        return "Must not contain NUL characters."
     return None
 
 
-def _has_nul(value: Any) -> bool:
-    # PostgreSQL's jsonb cannot hold U+0000 in any key or string.
-    if isinstance(value, str):
-        return "\x00" in value
-    if isinstance(value, dict):
-        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(_has_nul(item) for item in value)
-    return False
+def _problem_inside(data: dict[str, Any]) -> str | None:
+    """Walk the data without recursion (any depth is safe): too deep, or a NUL anywhere."""
+    pending: list[tuple[Any, int]] = [(data, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict | list) and depth > MAX_DATA_DEPTH:
+            return f"Nest objects and arrays at most {MAX_DATA_DEPTH} levels deep."
+        if isinstance(value, dict):
+            if any("\x00" in key for key in value):
+                return NUL_INSIDE
+            pending.extend((item, depth + 1) for item in value.values())
+        elif isinstance(value, list):
+            pending.extend((item, depth + 1) for item in value)
+        elif isinstance(value, str) and "\x00" in value:
+            # PostgreSQL's jsonb cannot hold U+0000 in any key or string.
+            return NUL_INSIDE
+    return None
 
 
 def check(problems: dict[str, str | None]) -> None:

@@ -20,6 +20,7 @@ from sqlalchemy import update
 
 from terminus_hub import audit
 from terminus_hub import links
+from terminus_hub import metrics
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import User
@@ -35,40 +36,55 @@ def _lock_expired(now: datetime) -> ColumnElement[bool]:
     return and_(User.locked_until.is_not(None), User.locked_until <= now)
 
 
-def reserve_attempt(user: User) -> bool:
-    """Count one attempt; say whether it may be judged (not locked, within the threshold)."""
+# No user has this id: an unknown address runs the same statements, which then match no row.
+NO_ONE = ""
+
+
+def reserve_attempt(user_id: str | None) -> bool:
+    """Count one attempt; say whether it may be judged (not locked, within the threshold).
+
+    For ``None`` (an unknown address) the same update runs, matches nothing and says False.
+    """
     now = utcnow()
     expired = _lock_expired(now)
     # A lock that has run out starts a fresh count.
     row = db.session.execute(
         update(User)
-        .where(User.id == user.id)
+        .where(User.id == (user_id or NO_ONE))
         .values(
             failed_attempts=case((expired, 1), else_=User.failed_attempts + 1),
             locked_at=case((expired, None), else_=User.locked_at),
             locked_until=case((expired, None), else_=User.locked_until),
         )
         .returning(User.failed_attempts, User.locked_until)
-    ).one()
+    ).one_or_none()
     db.session.commit()  # visible to parallel attempts before the slow password check
+    if row is None:
+        return False
     locked = row.locked_until is not None and row.locked_until > now
     return not locked and row.failed_attempts <= _max_attempts()
 
 
-def record_failure(user: User) -> None:
-    """Lock the user once the count reaches the threshold, mailing the unlock link once."""
+def record_failure(user_id: str | None) -> None:
+    """Lock the user once the count reaches the threshold, mailing the unlock link once.
+
+    For ``None`` (an unknown address) and a person already locked, the same update runs and
+    matches nothing.
+    """
     now = utcnow()
     minutes = current_app.config["TERMINUS_LOCKOUT_MINUTES"]
     result = db.session.execute(
         update(User)
         .where(
-            User.id == user.id,
+            User.id == (user_id or NO_ONE),
             User.failed_attempts >= _max_attempts(),
             or_(User.locked_until.is_(None), User.locked_until <= now),
         )
         .values(locked_at=now, locked_until=now + timedelta(minutes=minutes))
     )
-    if affected(result) == 1:
+    user = db.session.get(User, user_id) if user_id and affected(result) == 1 else None
+    if user is not None:
+        metrics.LOCKOUTS.inc()
         db.session.refresh(user)
         send_unlock_email(user)
         audit.record("account.locked", user=user, detail={"minutes": minutes})

@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from flask import current_app
 from sqlalchemy import select
 
+from terminus_hub import audit
 from terminus_hub.addresses import try_canonical_email
 from terminus_hub.core import lockout
 from terminus_hub.core.routing import password_blocked_by_sso
 from terminus_hub.extensions import db
+from terminus_hub.models import AuditEvent
 from terminus_hub.models import User
 from terminus_hub.passwords import dummy_verify
+from terminus_hub.passwords import hash_password
+from terminus_hub.passwords import needs_rehash
 from terminus_hub.passwords import verify_password
 
 INCORRECT = "Incorrect email or password."
@@ -35,6 +39,7 @@ class Result:
     outcome: Outcome
     user: User | None = None
     reason: str = ""  # internal only (audit log): never shown, never different on screen
+    user_id: str | None = None
 
 
 def find_user(email: str) -> User | None:
@@ -48,24 +53,72 @@ def find_user(email: str) -> User | None:
 def authenticate(email: str, password: str) -> Result:
     """Check an email and password, paying for one password check whatever the outcome.
 
-    Wrong password, unknown email and locked user all come back as FAILED.
+    Wrong password, unknown email and locked user all come back as FAILED. Every attempt is
+    in the audit log: ``sign_in.failed`` with its reason, or ``sign_in.succeeded``.
+
+    An unknown address, a locked person and a wrong password take the same time: the same
+    statements (the count and the lock match no row for an unknown address), one password
+    check, and two commits that each write: the attempt's audit row (with a known person's
+    count) before the check, and the attempt's outcome after it.
     """
-    user = find_user(email)
-    too_long = len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]
-    if user is None or too_long:
+    # Only the id and the hash, not the whole person: building that object is work that only
+    # known addresses would pay. The person is loaded once the password is right.
+    canonical = try_canonical_email(email)
+    found = None
+    if canonical is not None:
+        query = select(User.id, User.password_hash).where(User.email == canonical)
+        found = db.session.execute(query).one_or_none()
+    user_id, stored = (found.id, found.password_hash) if found is not None else (None, None)
+    detail = {"reason": "checking", "email_hash": audit.email_fingerprint(email)}
+    attempt = audit.record("sign_in.failed", user=user_id, detail=detail)
+    if len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]:
         dummy_verify()
-        return Result(Outcome.FAILED, user, "unknown_email" if user is None else "too_long")
-    if not lockout.reserve_attempt(user):
-        dummy_verify()  # locked: the password is not checked, but the time is spent the same
-        return Result(Outcome.FAILED, user, "locked")
-    if not verify_password(password, user.password_hash):
-        lockout.record_failure(user)
-        return Result(Outcome.FAILED, user, "wrong_password")
-    if not lockout.record_success(user):
-        return Result(Outcome.FAILED, user, "locked")
+        # Not counted (no reserve_attempt): the lock update below must match no row either.
+        return _failed(attempt, user_id, "too_long", counted=False)
+    allowed = lockout.reserve_attempt(user_id)  # commits, with the attempt
+    if user_id is None or not allowed:
+        dummy_verify()  # the password is not checked, but the time is spent the same
+        return _failed(attempt, user_id, "unknown_email" if user_id is None else "locked")
+    if not verify_password(password, stored):
+        return _failed(attempt, user_id, "wrong_password")
     # Only a correct password earns a more specific answer.
+    user = db.session.get_one(User, user_id)
     if not user.is_confirmed:
-        return Result(Outcome.UNCONFIRMED, user, "unconfirmed")
-    if password_blocked_by_sso(user):
-        return Result(Outcome.SSO_REQUIRED, user, "sso_enforced")
-    return Result(Outcome.SIGNED_IN, user)
+        outcome, reason = Outcome.UNCONFIRMED, "unconfirmed"
+    elif password_blocked_by_sso(user):
+        outcome, reason = Outcome.SSO_REQUIRED, "sso_enforced"
+    else:
+        outcome, reason = Outcome.SIGNED_IN, ""
+    _complete(attempt, reason, user if outcome is Outcome.SIGNED_IN else None)
+    if not lockout.record_success(user):  # commits, with the attempt's outcome
+        _complete(attempt, "locked")
+        db.session.commit()
+        return Result(Outcome.FAILED, user, "locked", user_id)
+    if needs_rehash(stored):
+        # The cost setting changed since this hash was made: bring it up to date now that the
+        # password is at hand (committed with the new session).
+        user.password_hash = hash_password(password)
+    return Result(outcome, user, reason, user_id)
+
+
+def _failed(
+    attempt: AuditEvent | None,
+    user_id: str | None,
+    reason: str,
+    counted: bool = True,
+) -> Result:
+    _complete(attempt, reason)
+    lockout.record_failure(user_id if counted else None)  # commits, with the attempt's outcome
+    return Result(Outcome.FAILED, None, reason, user_id)
+
+
+def _complete(attempt: AuditEvent | None, reason: str, signed_in: User | None = None) -> None:
+    """Write the attempt's outcome into its audit row (flushed by the next commit)."""
+    if attempt is None:
+        return
+    if signed_in is not None:
+        attempt.kind = "sign_in.succeeded"
+        attempt.actor_type, attempt.actor_id = "user", signed_in.id
+        attempt.detail = {"method": "password"}
+    else:
+        attempt.detail = {**attempt.detail, "reason": reason}

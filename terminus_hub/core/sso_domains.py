@@ -213,8 +213,7 @@ def _unverify(row: SsoDomain, reason: str) -> None:
         .join(Membership, Membership.user_id == User.id)
         .where(Membership.account_id == account.id, Membership.role == "owner")
     )
-    base = current_app.config.get("TERMINUS_BASE_URL")
-    settings_url = f"{base.rstrip('/')}/a/{account.slug}/sso" if base else None
+    settings_url = f"{current_app.config['TERMINUS_BASE_URL']}/a/{account.slug}/sso"
     for owner in owners:
         send_email(
             owner.email,

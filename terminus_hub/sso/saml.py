@@ -22,7 +22,6 @@ from datetime import datetime
 from datetime import timedelta
 
 from flask import current_app
-from flask import request
 from flask import url_for
 from saml2 import BINDING_HTTP_POST
 from saml2 import BINDING_HTTP_REDIRECT
@@ -88,7 +87,7 @@ class Asserted:
 
 
 def _base_url() -> str:
-    return (current_app.config.get("TERMINUS_BASE_URL") or request.host_url).rstrip("/")
+    return str(current_app.config["TERMINUS_BASE_URL"])
 
 
 def sp_urls(account: Account) -> tuple[str, str]:

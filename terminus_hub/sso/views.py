@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import audit
 from terminus_hub import limits
+from terminus_hub import metrics
 from terminus_hub import user_sessions
 from terminus_hub.core import dns_proof
 from terminus_hub.core import sso_domains as domains
@@ -77,9 +78,14 @@ def _configured(slug: str) -> tuple[Account, SsoConnection]:
 
 @bp.get("/sso/<slug>/metadata")
 def metadata(slug: str) -> Response:
-    """Serve this account's SAML SP metadata (the entity id is this URL)."""
+    """Serve this account's SAML SP metadata (the entity id is this URL).
+
+    Public once the account has SSO (its IdP fetches it); before that only its owners and
+    admins, who are setting it up, see it. Anyone else gets the same 404 as for an unknown
+    slug, so the metadata URL cannot tell which accounts exist.
+    """
     account = account_by_slug(slug) if len(slug) <= 64 else None
-    if account is None:
+    if account is None or (connection_of(account) is None and not _manages(account)):
         abort(404)
     response = make_response(saml.sp_metadata_xml(account))
     response.mimetype = "application/samlmetadata+xml"
@@ -177,6 +183,7 @@ def acs(slug: str) -> Response:
     audit.record("sso.sign_in_succeeded", account=account, user=user, actor=user)
     db.session.commit()
     log.info("authn_login_success method=saml account=%s user=%s", account.slug, user.id)
+    metrics.SIGN_INS.labels("sso", "signed_in").inc()
     response = redirect(target, 303)
     _set_binding(response, saml.release_binding(binding, asserted.request_id))
     return response
@@ -215,6 +222,7 @@ def _metadata_unusable(account: Account, exc: saml.MetadataUnusable) -> Response
 def _failed(slug: str, reason: str, account: Account | None = None) -> Response:
     db.session.rollback()
     log.warning("authn_login_fail method=saml account=%r reason=%r", slug[:64], reason[:300])
+    metrics.SIGN_INS.labels("sso", "failed").inc()
     if account is not None:
         audit.record("sso.sign_in_failed", account=account, detail={"reason": reason[:300]})
         db.session.commit()

@@ -52,6 +52,7 @@ SIGN_IN_LIMIT = 5  # per minute, per client address
 MAIL_TIMEOUT = 3  # seconds (the default is 5)
 TIMEOUT = 20  # no client call in this suite waits longer than this
 ERROR_BOUND = 6.5  # seconds: connect_timeout and lock_timeout are 3 s, statement_timeout 5 s
+HEALTH_TOKEN = "faults-health-" + secrets.token_hex(8)  # shows /healthz's details
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]*)">')
 
 _clusters: list[Cluster] = []  # the running cluster, for failure reports
@@ -195,6 +196,10 @@ class Browser:
     def delete(self, path: str, **kwargs: Any) -> requests.Response:
         kwargs.setdefault("timeout", TIMEOUT)
         return self.http.delete(self.url(path), **kwargs)
+
+    def health(self) -> requests.Response:
+        """/healthz with its details (each check, the outbox), as an operator's monitor asks."""
+        return self.get("/healthz", headers={"Authorization": f"Bearer {HEALTH_TOKEN}"})
 
     def csrf_token(self, path: str = "/sign_in/password") -> str:
         """Read the CSRF token from a page's <meta name="csrf-token">, as app.js does."""
@@ -344,6 +349,9 @@ def cluster(_require_postgresql: None, database_url: str, faults_dir: Path) -> I
                 "FLASK_TERMINUS_SIGN_IN_RATE_LIMIT": f'"{SIGN_IN_LIMIT} per minute"',
                 # One trusted hop, as behind a load balancer: each test client has its own address.
                 "FLASK_TERMINUS_TRUSTED_PROXIES": "1",
+                # Both instances answer on 127.0.0.1 (on their own ports); links carry no port.
+                "FLASK_TERMINUS_BASE_URL": f"http://{HOST}",
+                "FLASK_TERMINUS_HEALTH_TOKEN": f'"{HEALTH_TOKEN}"',
             }
         )
         instances = [

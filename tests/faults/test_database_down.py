@@ -56,7 +56,7 @@ def test_database_down_answers_503_everywhere_and_recovers_by_itself(cluster, br
             visitor, forms = visitors[instance.name]
             started = time.monotonic()
 
-            health = visitor.get("/healthz")
+            health = visitor.health()
             assert health.status_code == 503
             assert health.json()["failing"] == ["database"]
             assert health.json()["checks"]["database"] == "unavailable"

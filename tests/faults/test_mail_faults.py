@@ -117,9 +117,7 @@ def test_mail_down_stalling_or_refusing_changes_nothing_the_user_sees(cluster, b
     emails = {
         mode: f"mail-{mode}@example.com" for mode in ("working", "down", "stalling", "refusing")
     }
-    failed_before = (
-        browsers(cluster.a.url).get("/healthz").json()["checks"]["mail_outbox"]["failed"]
-    )
+    failed_before = browsers(cluster.a.url).health().json()["checks"]["mail_outbox"]["failed"]
 
     for n, (mode, email) in enumerate(emails.items()):
         break_mail(cluster, mode)
@@ -184,7 +182,7 @@ def test_mail_down_stalling_or_refusing_changes_nothing_the_user_sees(cluster, b
     for email in (emails["down"], emails["stalling"], emails["refusing"], forgetful.email):
         assert delivered(cluster, email) == []
 
-    health = browsers(cluster.b.url).get("/healthz")
+    health = browsers(cluster.b.url).health()
     assert health.status_code == 200
     assert health.json()["checks"]["mail_outbox"]["failed"] == failed_before + 1
     assert health.json()["checks"]["mail_outbox"]["status"] == "warning"

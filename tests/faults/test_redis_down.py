@@ -39,7 +39,7 @@ def test_redis_down_falls_back_to_per_process_limits_and_shares_again(cluster, b
     cluster.redis.stop()
 
     for instance in cluster.instances:
-        health = browsers(instance.url).get("/healthz")
+        health = browsers(instance.url).health()
         assert health.status_code == 503
         assert health.json()["failing"] == ["rate_limit_storage"]
         assert health.json()["checks"]["database"] == "ok"

@@ -1,0 +1,102 @@
+"""TERMINUS_LOG_FORMAT=json: one JSON object per line, with one line per request."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask import Flask
+from flask.logging import default_handler
+
+from terminus_hub import create_app
+from terminus_hub.settings import SettingsError
+from tests import factories
+from tests.conftest import BASE_CONFIG
+
+JSON_LOGS = pytest.mark.app_config(TERMINUS_LOG_FORMAT="json")
+TOKEN = "eyJ1IjoidXNyX2FiYyJ9.Zk3x9Q.c2VjcmV0LXNpZ25hdHVyZQ"
+
+
+@pytest.fixture(autouse=True)
+def _text_logs_again() -> Iterator[None]:
+    """The app's logger is the process's: put the plain handler back for the next tests."""
+    yield
+    for name in ("terminus_hub", "flask-limiter"):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if handler.get_name() == "terminus_hub.json":
+                logger.removeHandler(handler)
+        if default_handler not in logger.handlers:
+            logger.addHandler(default_handler)
+
+
+def _lines(captured: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in captured.splitlines() if line.strip()]
+
+
+@JSON_LOGS
+def test_every_request_is_one_json_line_with_its_route_not_its_path(
+    client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    response = client.get(f"/password/reset/{TOKEN}")
+    [line] = [e for e in _lines(capsys.readouterr().err) if e["message"] == "request"]
+    assert line["route"] == "/password/reset/<token>"
+    assert TOKEN not in json.dumps(line)
+    assert line["status"] == response.status_code
+    assert line["method"] == "GET"
+    assert isinstance(line["duration_ms"], float)
+    assert line["request_id"] == response.headers["X-Request-ID"]
+    assert line["level"] == "INFO" and line["logger"] == "terminus_hub.requests"
+
+
+@JSON_LOGS
+def test_the_line_names_the_signed_in_user_and_the_account(
+    app: Flask, client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    person = factories.make_person(app)
+    factories.sign_in(client, person.email)
+    capsys.readouterr()
+    client.get(f"/a/{person.account_slug}/")
+    [line] = [e for e in _lines(capsys.readouterr().err) if e["message"] == "request"]
+    assert line["user"] == person.id
+    assert line["account"] == person.account_slug
+    assert line["route"] == "/a/<slug>/"
+
+
+@JSON_LOGS
+def test_a_callers_request_id_is_kept_when_it_is_sane(
+    client, capsys: pytest.CaptureFixture[str]
+) -> None:
+    kept = client.get("/sign_in", headers={"X-Request-ID": "lb-4f2a.9"})
+    assert kept.headers["X-Request-ID"] == "lb-4f2a.9"
+    for bad in ("x" * 65, "a b", "a\u00e9", ""):
+        replaced = client.get("/sign_in", headers={"X-Request-ID": bad})
+        assert replaced.headers["X-Request-ID"] != bad
+        assert len(replaced.headers["X-Request-ID"]) == 32
+    lines = _lines(capsys.readouterr().err)
+    assert {e["request_id"] for e in lines if e["message"] == "request"} >= {"lb-4f2a.9"}
+
+
+@JSON_LOGS
+def test_app_messages_are_json_lines_too(app: Flask, client, capsys) -> None:
+    capsys.readouterr()
+    client.post("/sign_in/password", data={"email": "nobody@example.com", "password": "x"})
+    lines = _lines(capsys.readouterr().err)
+    security = [e for e in lines if e["logger"] == "terminus_hub.security"]
+    assert security and all("request_id" in e for e in security)
+
+
+def test_text_is_the_default_and_every_response_has_a_request_id(client, capsys) -> None:
+    response = client.get("/sign_in")
+    assert len(response.headers["X-Request-ID"]) == 32
+    assert '"message"' not in capsys.readouterr().err
+
+
+def test_an_unknown_format_is_refused_at_start(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="TERMINUS_LOG_FORMAT must be text or json"):
+        create_app({**BASE_CONFIG, "TERMINUS_LOG_FORMAT": "xml"}, instance_path=str(tmp_path))
