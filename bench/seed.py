@@ -126,7 +126,8 @@ def migrate(sqlalchemy_url: str, env: dict[str, str]) -> None:
     """Build the schema from nothing with the product's own command."""
     subprocess.run(
         [str(ROOT / ".venv/bin/flask"), "--app", "terminus_hub", "db", "upgrade"],
-        env={**env, "DATABASE_URL": sqlalchemy_url},
+        # Migrations build no links, but the app they load needs a base URL to start.
+        env={**env, "DATABASE_URL": sqlalchemy_url, "FLASK_TERMINUS_BASE_URL": "http://127.0.0.1"},
         cwd=ROOT,
         check=True,
         capture_output=True,

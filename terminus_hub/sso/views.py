@@ -84,9 +84,17 @@ def metadata(slug: str) -> Response:
     admins, who are setting it up, see it. Anyone else gets the same 404 as for an unknown
     slug, so the metadata URL cannot tell which accounts exist.
     """
-    account = account_by_slug(slug) if len(slug) <= 64 else None
-    if account is None or (connection_of(account) is None and not _manages(account)):
+    # One query whether or not the account exists, so its time does not tell either.
+    found = None
+    if len(slug) <= 64:
+        found = db.session.execute(
+            select(Account, SsoConnection.id)
+            .outerjoin(SsoConnection, SsoConnection.account_id == Account.id)
+            .where(Account.slug == slug)
+        ).first()
+    if found is None or (found[1] is None and not _manages(found[0])):
         abort(404)
+    account = found[0]
     response = make_response(saml.sp_metadata_xml(account))
     response.mimetype = "application/samlmetadata+xml"
     return response

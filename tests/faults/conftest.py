@@ -326,6 +326,7 @@ def cluster(_require_postgresql: None, database_url: str, faults_dir: Path) -> I
                 "TESTING": True,
                 "SQLALCHEMY_DATABASE_URI": database_url,
                 "SECRET_KEY": "faults-in-process-" + "x" * 32,
+                "TERMINUS_BASE_URL": f"http://{HOST}",
                 "TERMINUS_BCRYPT_ROUNDS": 4,
                 "RATELIMIT_ENABLED": False,
             },
