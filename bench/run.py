@@ -165,8 +165,18 @@ class Server(Gunicorn):
         workers: int,
         config: Path = ROOT / "gunicorn.conf.py",
     ) -> None:
+        # The other apps cannot import Terminus Hub's access logger: gunicorn's own for them.
+        extra = () if module == "wsgi:app" else ("--logger-class", "gunicorn.glogging.Logger")
         super().__init__(
-            name, env, OUT, workers, bin_dir=bin_dir, module=module, chdir=chdir, config=config
+            name,
+            env,
+            OUT,
+            workers,
+            bin_dir=bin_dir,
+            module=module,
+            chdir=chdir,
+            config=config,
+            extra_args=extra,
         )
         self.max_rss_mib = 0.0
         # Proportional set size and private (unshared) memory of the same worker: with

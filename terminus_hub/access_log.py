@@ -10,13 +10,13 @@ import re
 from datetime import timedelta
 from typing import Any
 from urllib.parse import unquote
-from urllib.parse import urlsplit
 
 from gunicorn.glogging import Logger
+from gunicorn.util import split_request_uri
 
 REDACTED = "[redacted]"
 # Paths whose last segment is an emailed link's secret (see the routes of auth and accounts).
-_TOKEN_PATH = re.compile(r"/(confirm|password/reset|unlock|invitations)/[^/]+/?")
+_TOKEN_PATH = re.compile(r"/(confirm|password/reset|unlock|invitations)/")
 _UNSAFE = re.compile(r'[^\x20-\x7e]|["\\]')
 
 
@@ -25,18 +25,19 @@ def escape(text: str) -> str:
     return _UNSAFE.sub(lambda m: "".join(f"\\x{b:02x}" for b in m.group().encode()), text)
 
 
-def logged_path(raw_uri: str) -> str:
+def logged_path(raw_uri: str, routed_path: str | None = None) -> str:
     """The request's path as the client sent it (still percent-encoded), without its query.
 
-    A link's token is replaced by ``[redacted]``. The route is matched on the decoded path
-    with repeated slashes merged, as the app's router reads it, so an encoded or doubled
-    spelling of a link's path cannot carry its token into the log.
+    If the path the app routed (``PATH_INFO``: decoded, as gunicorn parsed it) or the raw one
+    reaches a link's path, everything after it is ``[redacted]``: the route is looked for
+    with repeated slashes merged, so no spelling of a link carries its token into the log.
     """
-    path = urlsplit(raw_uri).path if "://" in raw_uri[:10] else raw_uri.split("?", 1)[0]
-    routed = re.sub("/+", "/", unquote(path, errors="replace"))
-    match = _TOKEN_PATH.fullmatch(routed)
-    if match:
-        return f"/{match.group(1)}/{REDACTED}"
+    path = (split_request_uri(raw_uri).path or "") if raw_uri else ""
+    for candidate in (routed_path, unquote(path, errors="replace")):
+        if candidate:
+            match = _TOKEN_PATH.search(re.sub("/+", "/", candidate))
+            if match:
+                return f"/{match.group(1)}/{REDACTED}"
     return escape(path)
 
 
@@ -47,7 +48,7 @@ class AccessLog(Logger):
         self, resp: Any, req: Any, environ: dict[str, Any], request_time: timedelta
     ) -> dict[str, Any]:
         atoms: dict[str, Any] = super().atoms(resp, req, environ, request_time)
-        atoms["U"] = logged_path(environ.get("RAW_URI") or environ.get("PATH_INFO") or "")
+        atoms["U"] = logged_path(environ.get("RAW_URI") or "", environ.get("PATH_INFO"))
         atoms["a"] = escape(environ.get("HTTP_USER_AGENT", "-"))
         # The request line, query string, referrer and every header and environ atom can
         # carry a token: none of them is logged.

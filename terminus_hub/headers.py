@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Flask
 from flask import request
+from werkzeug.routing import RequestRedirect
 from werkzeug.wrappers import Response
 
 CONTENT_SECURITY_POLICY = (
@@ -47,6 +50,12 @@ def _add_headers(response: Response) -> Response:
         # Flask-Limiter adds Retry-After to every answer of a limited route; it means
         # something only on a refusal.
         del headers["Retry-After"]
+    if isinstance(request.routing_exception, RequestRedirect) and response.location:
+        # The router's own redirects (/a/x to /a/x/, // to /) name the request's host and port:
+        # keep only the path, so a Host header's port never reaches a Location.
+        target = urlsplit(response.location)
+        path = "/" + target.path.lstrip("/")  # never "//host", which a browser reads as a host
+        response.location = path + (f"?{target.query}" if target.query else "")
     if request.endpoint != "static":
         # Pages show per-person data and carry CSRF tokens: no cache may keep them.
         if "cache-control" in present:

@@ -27,6 +27,7 @@ from flask.logging import default_handler
 from flask.logging import wsgi_errors_stream
 from werkzeug.wrappers import Response
 
+from terminus_hub.core.membership import SLUG_PATTERN
 from terminus_hub.settings import SettingsError
 
 FORMATS = ("text", "json")
@@ -51,7 +52,8 @@ class JsonFormatter(logging.Formatter):
         entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str, ensure_ascii=False)
+        # ASCII only: U+2028 and friends would split the line for some readers.
+        return json.dumps(entry, default=str)
 
 
 def _json_handler() -> logging.Handler:
@@ -108,7 +110,7 @@ def _account() -> str | None:
     if caller is not None:
         return str(caller.account.id)
     slug = (request.view_args or {}).get("slug")
-    return str(slug) if slug else None
+    return slug if isinstance(slug, str) and SLUG_PATTERN.fullmatch(slug) else None
 
 
 def _user_id() -> str | None:

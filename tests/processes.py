@@ -161,6 +161,7 @@ class Gunicorn:
         config: Path = REPO / "gunicorn.conf.py",
         port: int | None = None,
         separate_errors: bool = False,
+        extra_args: tuple[str, ...] = (),
     ) -> None:
         self.name = name
         self.env = env
@@ -173,6 +174,7 @@ class Gunicorn:
         self.control_socket = workdir / f"{name}.ctl"
         self.out_log = workdir / f"{name}.log"
         self.error_log = workdir / f"{name}.err" if separate_errors else self.out_log
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -191,6 +193,7 @@ class Gunicorn:
             # Gunicorn opens a control socket at ~/.gunicorn/gunicorn.ctl by default: two
             # instances on one machine would fight over it, so each gets its own.
             "--control-socket", str(self.control_socket),
+            *self.extra_args,
             self.module,
         ]  # fmt: skip
 

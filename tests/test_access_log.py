@@ -29,6 +29,9 @@ TOKEN = "eyJ1IjoidXNyX2FiYyJ9.Zk3x9Q.c2VjcmV0LXNpZ25hdHVyZQ"
         (f"/%63onfirm/{TOKEN}", "/confirm/[redacted]"),
         (f"//password//reset/{TOKEN}", "/password/reset/[redacted]"),
         (f"http://hub.example.com/unlock/{TOKEN}", "/unlock/[redacted]"),
+        (f"/password/reset/{TOKEN}#/x", "/password/reset/[redacted]"),
+        (f"abcdefghijk://x/password/reset/{TOKEN}", "/password/reset/[redacted]"),
+        (f"/confirm/{TOKEN}/extra/segments", "/confirm/[redacted]"),
         # Still encoded, so a newline or a quote cannot forge a line or a field.
         ('/x%0a127.0.0.1 "GET /admin" 200', "/x%0a127.0.0.1 \\x22GET /admin\\x22 200"),
         ("/caf\u00e9", "/caf\\xc3\\xa9"),

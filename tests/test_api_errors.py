@@ -230,6 +230,22 @@ def test_data_nested_at_any_depth_is_a_clean_refusal(
     assert stored_state(app) == before
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"workspace_id": "WS", "title": "t", "data": {"a": "\\ud800"}}',
+        '{"workspace_id": "WS", "title": "t", "data": {"\\udfff": 1}}',
+        '{"workspace_id": "\\ud800", "title": "t", "data": {}}',
+    ],
+)
+def test_a_lone_surrogate_is_not_json_text(app: Flask, api: Api, body: str) -> None:
+    before = stored_state(app)
+    data = body.replace("WS", api.workspace_id)
+    response = api.call("POST", "/api/v1/records", data=data, content_type="application/json")
+    assert_error(response, 400, "bad_request")
+    assert stored_state(app) == before
+
+
 def test_data_nested_32_deep_is_kept(api: Api) -> None:
     nested: Any = 1
     for _ in range(32):

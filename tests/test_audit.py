@@ -25,6 +25,7 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy import update
 
 from terminus_hub import api_tokens
 from terminus_hub import audit
@@ -37,6 +38,7 @@ from terminus_hub.models import AuditEvent
 from terminus_hub.models import Invitation
 from terminus_hub.models import User
 from terminus_hub.models import UserSession
+from terminus_hub.models import utcnow
 from tests import factories
 from tests.factories import make_api_key
 from tests.saml_idp import TestIdp
@@ -168,6 +170,33 @@ def test_unknown_emails_are_recorded_for_no_person_and_no_account(app, user, ema
     assert recorded["detail"]["reason"] == "unknown_email"
     assert email not in str(recorded)
     assert events(app, "account.locked") == []
+
+
+def test_a_right_password_that_loses_the_race_to_a_lock_is_recorded_as_failed(
+    app, user, monkeypatch
+):
+    # A parallel attempt locks the person while this one checks the right password.
+    from terminus_hub.core import signin
+
+    checked = signin.verify_password
+
+    def lock_meanwhile(password, stored):
+        result = checked(password, stored)
+        db.session.execute(
+            update(User)
+            .where(User.id == user.id)
+            .values(failed_attempts=99, locked_until=utcnow() + timedelta(minutes=15))
+        )
+        return result
+
+    monkeypatch.setattr(signin, "verify_password", lock_meanwhile)
+    response = visitor(app).post(
+        "/sign_in/password", data={"email": user.email, "password": user.password}
+    )
+
+    assert response.status_code == 422
+    assert events(app, "sign_in.succeeded") == []
+    assert one(app, "sign_in.failed")["detail"]["reason"] == "locked"
 
 
 def test_an_over_long_email_is_refused_by_the_form_before_any_attempt(app, user):

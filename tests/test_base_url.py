@@ -136,6 +136,16 @@ def test_an_allowed_host_is_served_but_never_used_in_a_link(
     assert "hub-internal" not in body
 
 
+@PRODUCTION_LIKE
+def test_the_routers_own_redirects_never_name_the_requests_host_or_port(
+    client: FlaskClient, user: Person
+) -> None:
+    for path, target in (("/a/acme", "/a/acme/"), ("/static//app.css", "/static/app.css")):
+        response = client.get(path, headers={"Host": "hub.example.com:1337"})
+        assert response.status_code == 308, path
+        assert response.headers["Location"] == target
+
+
 def test_allowed_hosts_must_be_a_list_of_names(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="TERMINUS_ALLOWED_HOSTS"):
         create_app(

@@ -14,7 +14,9 @@ from tests.processes import REPO
 
 def _settings(monkeypatch: pytest.MonkeyPatch, **env: str) -> dict[str, Any]:
     for name in ("BIND", "GUNICORN_CONTROL_SOCKET", "PROMETHEUS_MULTIPROC_DIR"):
-        monkeypatch.delenv(name, raising=False)
+        # setenv first, so the teardown puts back what was there (gunicorn.conf.py sets one).
+        monkeypatch.setenv(name, "")
+        monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     settings = runpy.run_path(str(REPO / "gunicorn.conf.py"))

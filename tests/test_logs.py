@@ -83,6 +83,17 @@ def test_a_callers_request_id_is_kept_when_it_is_sane(
 
 
 @JSON_LOGS
+def test_a_line_stays_one_line_whatever_the_path_holds(client, capsys) -> None:
+    capsys.readouterr()
+    client.get("/sso/%E2%80%A8%C2%85" + "x" * 5000 + "/login")
+    captured = capsys.readouterr().err
+    assert len(captured.splitlines()) == captured.count("\n")
+    [line] = [e for e in _lines(captured) if e["message"] == "request"]
+    assert line["account"] is None
+    assert len(captured) < 2000
+
+
+@JSON_LOGS
 def test_app_messages_are_json_lines_too(app: Flask, client, capsys) -> None:
     capsys.readouterr()
     client.post("/sign_in/password", data={"email": "nobody@example.com", "password": "x"})

@@ -49,6 +49,8 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
             )
         except (ValueError, RecursionError):
             body = None
+    if body is not None and not _encodable(body):
+        body = None  # a lone surrogate ("\ud800") parses, but is no text anywhere else
     if not isinstance(body, dict):
         raise ApiError("bad_request", NOT_JSON, 400)
     unknown = [name for name in body if name not in allowed]
@@ -62,6 +64,14 @@ def json_object(allowed: set[str]) -> dict[str, Any]:
             )
         raise error
     return body
+
+
+def _encodable(body: Any) -> bool:
+    try:
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, ValueError, RecursionError):
+        return False
+    return True
 
 
 def _echoed(name: str) -> str:

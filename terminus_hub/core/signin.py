@@ -89,11 +89,14 @@ def authenticate(email: str, password: str) -> Result:
         outcome, reason = Outcome.SSO_REQUIRED, "sso_enforced"
     else:
         outcome, reason = Outcome.SIGNED_IN, ""
-    _complete(attempt, reason, user if outcome is Outcome.SIGNED_IN else None)
-    if not lockout.record_success(user):  # commits, with the attempt's outcome
+    # Recorded as failed until the count is cleared: a parallel attempt may lock first.
+    _complete(attempt, reason or "signing_in")
+    if not lockout.record_success(user):  # commits, with the attempt so far
         _complete(attempt, "locked")
         db.session.commit()
         return Result(Outcome.FAILED, user, "locked", user_id)
+    if outcome is Outcome.SIGNED_IN:
+        _complete(attempt, "", signed_in=user)  # committed with the new session
     if needs_rehash(stored):
         # The cost setting changed since this hash was made: bring it up to date now that the
         # password is at hand (committed with the new session).

@@ -77,6 +77,7 @@ def _configured(slug: str) -> tuple[Account, SsoConnection]:
 
 
 @bp.get("/sso/<slug>/metadata")
+@limits.sso
 def metadata(slug: str) -> Response:
     """Serve this account's SAML SP metadata (the entity id is this URL).
 

@@ -1,0 +1,3 @@
+from urllib.parse import SplitResult
+
+def split_request_uri(uri: str) -> SplitResult: ...
