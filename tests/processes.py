@@ -127,6 +127,20 @@ def app_environment(settings: dict[str, str]) -> dict[str, str]:
     return env
 
 
+def one_host_environment(workdir: Path, **settings: str) -> dict[str, str]:
+    """Settings for an app served from 127.0.0.1 on a SQLite file in workdir, plus these."""
+    return app_environment(
+        {
+            "DATABASE_URL": f"sqlite:///{workdir / 'hub.sqlite'}",
+            "FLASK_SECRET_KEY": '"' + "a" * 40 + '"',
+            "FLASK_TERMINUS_BASE_URL": f"http://{HOST}",
+            "FLASK_TERMINUS_SAML_SP_KEY_FILE": f'"{workdir / "sp.key"}"',
+            "FLASK_TERMINUS_SAML_SP_CERT_FILE": f'"{workdir / "sp.crt"}"',
+            **settings,
+        }
+    )
+
+
 def flask(
     env: dict[str, str], *args: str, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:

@@ -53,16 +53,7 @@ def _raw_request(port: int, target: str, user_agent: str = "pytest") -> None:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     workdir = tmp_path_factory.mktemp("access-log")
-    env = processes.app_environment(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'hub.sqlite'}",
-            "FLASK_SECRET_KEY": '"' + "a" * 40 + '"',
-            "FLASK_TERMINUS_BASE_URL": f"http://{HOST}",
-            "FLASK_TERMINUS_SAML_SP_KEY_FILE": f'"{workdir / "sp.key"}"',
-            "FLASK_TERMINUS_SAML_SP_CERT_FILE": f'"{workdir / "sp.crt"}"',
-        }
-    )
-    instance = Gunicorn("hub", env, workdir, workers=1)
+    instance = Gunicorn("hub", processes.one_host_environment(workdir), workdir, workers=1)
     instance.start()
     try:
         instance.wait_ready(ready=lambda status: status in (200, 503))

@@ -13,6 +13,7 @@ from flask.testing import FlaskClient
 
 from terminus_hub import create_app
 from terminus_hub.settings import SettingsError
+from tests import processes
 from tests.conftest import BASE_CONFIG
 from tests.conftest import Outbox
 from tests.factories import Person
@@ -25,11 +26,13 @@ PRODUCTION_LIKE = pytest.mark.app_config(
 )
 
 
-def _environment_without_base_url(tmp_path: Path) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FLASK_")}
-    env["FLASK_SQLALCHEMY_DATABASE_URI"] = f'"sqlite:///{tmp_path / "hub.sqlite"}"'
-    env["FLASK_SECRET_KEY"] = '"' + "s" * 40 + '"'
-    return env
+def _without_base_url(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """Run a command of the app with settings that lack only the base URL."""
+    env = processes.one_host_environment(tmp_path)
+    del env["FLASK_TERMINUS_BASE_URL"]
+    return subprocess.run(
+        list(command), cwd=REPO, env=env, capture_output=True, text=True, timeout=60, check=False
+    )
 
 
 def test_the_app_refuses_to_start_without_a_base_url(tmp_path: Path) -> None:
@@ -41,14 +44,8 @@ def test_the_app_refuses_to_start_without_a_base_url(tmp_path: Path) -> None:
 
 
 def test_flask_commands_say_so_in_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [str(Path(sys.executable).parent / "flask"), "--app", "terminus_hub", "db", "upgrade"],
-        cwd=REPO,
-        env=_environment_without_base_url(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    done = _without_base_url(
+        tmp_path, str(processes.BIN / "flask"), "--app", "terminus_hub", "db", "upgrade"
     )
     assert done.returncode != 0
     assert done.stderr.strip().startswith(MISSING), done.stderr
@@ -56,15 +53,7 @@ def test_flask_commands_say_so_in_one_line(tmp_path: Path) -> None:
 
 
 def test_gunicorns_entry_point_says_so_in_one_line(tmp_path: Path) -> None:
-    done = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        cwd=REPO,
-        env=_environment_without_base_url(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = _without_base_url(tmp_path, sys.executable, "-c", "import wsgi")
     assert done.returncode == 1
     assert done.stderr.strip().startswith(MISSING), done.stderr
     assert "Traceback" not in done.stderr

@@ -99,16 +99,7 @@ def test_a_lockout_is_counted(app: Flask, client: FlaskClient) -> None:
 @pytest.fixture(scope="module")
 def two_workers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gunicorn]:
     workdir: Path = tmp_path_factory.mktemp("metrics")
-    env = processes.app_environment(
-        {
-            "DATABASE_URL": f"sqlite:///{workdir / 'hub.sqlite'}",
-            "FLASK_SECRET_KEY": '"' + "a" * 40 + '"',
-            "FLASK_TERMINUS_BASE_URL": f"http://{HOST}",
-            "FLASK_TERMINUS_METRICS_TOKEN": f'"{TOKEN}"',
-            "FLASK_TERMINUS_SAML_SP_KEY_FILE": f'"{workdir / "sp.key"}"',
-            "FLASK_TERMINUS_SAML_SP_CERT_FILE": f'"{workdir / "sp.crt"}"',
-        }
-    )
+    env = processes.one_host_environment(workdir, FLASK_TERMINUS_METRICS_TOKEN=f'"{TOKEN}"')
     migrated = processes.flask(env, "db", "upgrade")
     assert migrated.returncode == 0, migrated.stderr
     server = Gunicorn("hub", env, workdir, workers=2)
