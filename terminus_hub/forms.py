@@ -66,11 +66,7 @@ class PasswordSignInForm(FlaskForm):
     next = HiddenField()
 
 
-class SignUpForm(EmailMixin, FlaskForm):
-    name = StringField("Your name", filters=[strip_text], validators=[DataRequired(NAME_REQUIRED)])
-    email = email_field()
-    password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
-
+class NameMixin:
     def validate_name(self, field: Field) -> None:
         """Keep names to one printable line."""
         field.data = " ".join((field.data or "").split())
@@ -78,6 +74,16 @@ class SignUpForm(EmailMixin, FlaskForm):
             raise ValidationError(NAME_REQUIRED)
         if len(field.data) > 120 or not field.data.isprintable():
             raise ValidationError(NAME_INVALID)
+
+
+def name_field() -> StringField:
+    return StringField("Your name", filters=[strip_text], validators=[DataRequired(NAME_REQUIRED)])
+
+
+class SignUpForm(NameMixin, EmailMixin, FlaskForm):
+    name = name_field()
+    email = email_field()
+    password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
 
     def validate_password(self, field: Field) -> None:
         """Refuse short, overlong and easily guessed passwords, saying why."""
@@ -108,6 +114,11 @@ class ResetPasswordForm(FlaskForm):
         problem = password_problem(field.data, self._context)
         if problem:
             raise ValidationError(problem)
+
+
+class ReauthForm(FlaskForm):
+    password = PasswordField("Password", validators=[InputRequired(PASSWORD_REQUIRED)])
+    next = HiddenField()
 
 
 class EmptyForm(FlaskForm):

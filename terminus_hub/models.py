@@ -374,6 +374,9 @@ class UserSession(Model):
     )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the person last proved who they are again in this session (sudo mode); signing in
+    # counts too (created_at).
+    reauthenticated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(512), default="")
 

@@ -91,6 +91,8 @@ DEFAULTS: dict[str, Any] = {
     "TERMINUS_RESET_TOKEN_MINUTES": 60,
     "TERMINUS_INVITATION_DAYS": 7,  # invitation links expire after this many days
     "TERMINUS_SESSION_IDLE_HOURS": 12,
+    # Sensitive actions need the password entered this recently (sign-in counts).
+    "TERMINUS_REAUTH_MINUTES": 10,
     "TERMINUS_SESSION_MAX_DAYS": 14,
 }
 

@@ -89,6 +89,14 @@ def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str,
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 
 
+def csrf_token(client: FlaskClient, path: str = "/accounts") -> str:
+    """The session's CSRF token, read from a page's meta tag as app.js reads it."""
+    page = client.get(path, follow_redirects=True).get_data(as_text=True)
+    match = CSRF_META.search(page)
+    assert match, f"{path} has no CSRF meta tag"
+    return match.group(1)
+
+
 def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
     """Sign in through the real form, with its CSRF token (so it works with CSRF on too)."""
     # Already signed in, the form redirects away; every page carries the session's token.

@@ -8,6 +8,7 @@ from wtforms import PasswordField
 from wtforms import SelectField
 from wtforms import StringField
 from wtforms.validators import DataRequired
+from wtforms.validators import InputRequired
 from wtforms.validators import ValidationError
 
 from terminus_hub.core.keyring import name_problem
@@ -15,7 +16,10 @@ from terminus_hub.core.membership import NAME_INVALID
 from terminus_hub.forms import NAME_INVALID as NAME_INVALID_PERSON
 from terminus_hub.forms import NAME_REQUIRED
 from terminus_hub.forms import EmailMixin
+from terminus_hub.forms import NameMixin
+from terminus_hub.forms import ResetPasswordForm
 from terminus_hub.forms import email_field
+from terminus_hub.forms import name_field
 from terminus_hub.passwords import password_problem
 
 
@@ -76,3 +80,16 @@ class InvitationAcceptForm(FlaskForm):
         problem = password_problem(field.data or "", self._context)
         if problem:
             raise ValidationError(problem)
+
+
+CURRENT_PASSWORD_REQUIRED = "Enter your current password."
+
+
+class PersonNameForm(NameMixin, FlaskForm):
+    name = name_field()
+
+
+class ChangePasswordForm(ResetPasswordForm):
+    current_password = PasswordField(
+        "Current password", validators=[InputRequired(CURRENT_PASSWORD_REQUIRED)]
+    )

@@ -14,6 +14,7 @@ from flask_login import login_required
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
+from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import ROLE_CHOICES
@@ -159,6 +160,7 @@ def invitation_action(slug: str, invitation_id: str, action: str) -> Response:
 
 @bp.post("/a/<slug>/members/<member_id>/role")
 @login_required
+@reauth.required
 def set_role(slug: str, member_id: str) -> Response:
     """Change a member's role."""
     account, membership = member_account_or_404(current_user, slug)
@@ -181,6 +183,7 @@ def set_role(slug: str, member_id: str) -> Response:
 
 @bp.post("/a/<slug>/members/<member_id>/remove")
 @login_required
+@reauth.required
 def remove(slug: str, member_id: str) -> Response:
     """Remove a member, or leave the account when it is your own membership."""
     account, membership = member_account_or_404(current_user, slug)

@@ -11,6 +11,7 @@ from flask_login import login_required
 from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
+from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import ApiKeyCreateForm
@@ -83,6 +84,7 @@ def api_keys(slug: str) -> Response:
 
 @bp.post("/a/<slug>/api_keys")
 @login_required
+@reauth.required
 def create_api_key(slug: str) -> Response:
     """Create a key and show its token this once."""
     account, membership = member_account_or_404(current_user, slug)
@@ -98,6 +100,7 @@ def create_api_key(slug: str) -> Response:
 
 @bp.post("/a/<slug>/api_keys/<key_id>/delete")
 @login_required
+@reauth.required
 def revoke_api_key(slug: str, key_id: str) -> Response:
     """Revoke a key after the confirmation step."""
     account, membership = member_account_or_404(current_user, slug)

@@ -6,6 +6,7 @@ from typing import Any
 
 from werkzeug.wrappers import Response
 
+from terminus_hub import reauth
 from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
@@ -36,6 +37,7 @@ def list_api_keys() -> dict[str, Any]:
 
 @bp.post("/api_keys")
 @admin_only
+@reauth.required
 def create_api_key() -> tuple[dict[str, Any], int]:
     """Create a key; the answer holds the full token, this once."""
     body = validation.json_object({"name"})
@@ -48,6 +50,7 @@ def create_api_key() -> tuple[dict[str, Any], int]:
 
 @bp.delete("/api_keys/<key_id>")
 @admin_only
+@reauth.required
 def delete_api_key(key_id: str) -> Response:
     """Revoke a key: its token fails from the very next request."""
     key = keyring.get_key(current_caller().account, key_id)

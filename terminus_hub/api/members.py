@@ -9,6 +9,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
+from terminus_hub import reauth
 from terminus_hub.addresses import InvalidEmail
 from terminus_hub.addresses import canonical_email
 from terminus_hub.api import validation
@@ -73,6 +74,7 @@ def list_members() -> dict[str, Any]:
 
 @bp.patch("/members/<member_id>")
 @admin_only
+@reauth.required
 def update_member(member_id: str) -> dict[str, Any]:
     """Change a member's role (only owners touch owners; one owner always remains)."""
     target = in_account(Membership, member_id)
@@ -90,6 +92,7 @@ def update_member(member_id: str) -> dict[str, Any]:
 
 @bp.delete("/members/<member_id>")
 @admin_only
+@reauth.required
 def delete_member(member_id: str) -> Response:
     """Remove a member: their access to this account ends with their next request."""
     try:

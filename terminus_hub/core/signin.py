@@ -125,3 +125,25 @@ def _complete(attempt: AuditEvent | None, reason: str, signed_in: User | None = 
         attempt.detail = {"method": "password"}
     else:
         attempt.detail = {**attempt.detail, "reason": reason}
+
+
+def confirm_password(user: User, password: str, purpose: str) -> bool:
+    """Check a signed-in person's password again (re-authentication, a password change).
+
+    Counted like a sign-in: a session thief guessing here locks the person out as at the
+    sign-in page. Commits the count; the caller commits what follows a success.
+    """
+    too_long = len(password) > current_app.config["TERMINUS_PASSWORD_MAX_LENGTH"]
+    if too_long or not lockout.reserve_attempt(user.id):  # the count is committed here
+        dummy_verify()
+        ok = False
+    else:
+        ok = verify_password(password, user.password_hash)
+    if not ok:
+        audit.record("reauthentication.failed", user=user, actor=user, detail={"for": purpose})
+        lockout.record_failure(user.id)  # commits
+        return False
+    if not lockout.record_success(user):  # commits
+        return False
+    audit.record("reauthentication.succeeded", user=user, actor=user, detail={"for": purpose})
+    return True

@@ -20,6 +20,7 @@ from werkzeug.wrappers import Response
 from terminus_hub import audit
 from terminus_hub import limits
 from terminus_hub import metrics
+from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.core import dns_proof
 from terminus_hub.core import sso_domains as domains
@@ -240,6 +241,7 @@ def _failed(slug: str, reason: str, account: Account | None = None) -> Response:
 
 @bp.route("/a/<slug>/sso", methods=["GET", "POST"])
 @login_required
+@reauth.required
 def settings(slug: str) -> Response:
     """Owners and admins: domains, IdP metadata, enforcement, and what to give the IdP."""
     account, membership = member_account_or_404(current_user, slug)

@@ -1,0 +1,52 @@
+"""GET, POST /reauth: enter the password again before a sensitive action, then go back."""
+
+from __future__ import annotations
+
+from flask import make_response
+from flask import render_template
+from flask import request
+from flask import url_for
+from flask_login import current_user
+from flask_login import login_required
+from werkzeug.wrappers import Response
+
+from terminus_hub import htmx
+from terminus_hub import limits
+from terminus_hub import reauth
+from terminus_hub import user_sessions
+from terminus_hub.auth.blueprint import bp
+from terminus_hub.core import signin
+from terminus_hub.extensions import db
+from terminus_hub.forms import ReauthForm
+from terminus_hub.models import Account
+from terminus_hub.redirects import safe_next
+
+WRONG_PASSWORD = "That is not your password."
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@login_required
+@limits.sign_in
+def reauth_page() -> Response:
+    """Ask for the password again (SSO sessions: sign in again at the IdP), then go to next."""
+    form = ReauthForm(formdata=request.form if request.method == "POST" else None)
+    if request.method == "GET":
+        form.next.data = request.args.get("next", "")
+    target = safe_next(form.next.data) or url_for("accounts.picker")
+    row = user_sessions.current_session()
+    sso_account = (
+        db.session.get(Account, row.sso_account_id) if row and row.sso_account_id else None
+    )
+    if sso_account is not None:
+        # The IdP vouched for this session: only it can vouch again (a new sign-in there).
+        again = url_for("sso.login", slug=sso_account.slug, next=target)
+        return make_response(render_template("auth/reauth.html", form=None, sso_url=again))
+    if request.method == "POST" and form.validate():
+        if signin.confirm_password(current_user, form.password.data or "", "reauth"):
+            reauth.mark()
+            db.session.commit()
+            return htmx.redirect_to(target)
+        form.password.errors = [WRONG_PASSWORD]
+    form.password.data = ""  # never echo a password back
+    status = 422 if form.errors else 200
+    return make_response(render_template("auth/reauth.html", form=form, sso_url=None), status)

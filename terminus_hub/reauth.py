@@ -1,0 +1,78 @@
+"""Re-authentication ("sudo mode"): sensitive actions need a recent proof of who is acting.
+
+Signing in counts, and so does entering the password again at /reauth (or the current
+password on a form that asks for it). Past TERMINUS_REAUTH_MINUTES, a page action sends the
+person to /reauth and back; an API call with a session gets 403 reauthentication_required.
+API keys are not affected: a key is its own proof.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from typing import ParamSpec
+from typing import TypeVar
+
+from flask import current_app
+from flask import g
+from flask import redirect
+from flask import request
+from flask import url_for
+
+from terminus_hub import user_sessions
+from terminus_hub.api_errors import ApiError
+from terminus_hub.models import utcnow
+from terminus_hub.redirects import safe_next
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+REQUIRED = "Confirm it is you: sign in again (with your password) to do this."
+
+
+def is_recent() -> bool:
+    """Say whether this request's session proved its person within TERMINUS_REAUTH_MINUTES."""
+    row = user_sessions.current_session()
+    if row is None:
+        return False
+    proved = max(row.created_at, row.reauthenticated_at or row.created_at)
+    window = timedelta(minutes=current_app.config["TERMINUS_REAUTH_MINUTES"])
+    return utcnow() - proved <= window
+
+
+def mark() -> None:
+    """Record that the person proved who they are just now (committed by the caller)."""
+    row = user_sessions.current_session()
+    if row is not None:
+        row.reauthenticated_at = utcnow()
+
+
+def required(view: Callable[P, R]) -> Callable[P, R]:
+    """Let the view run only for a recently proved session (API keys always pass)."""
+
+    @wraps(view)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        if request.method in ("GET", "HEAD") or _by_api_key() or is_recent():
+            return view(*args, **kwargs)
+        if request.blueprint == "api":
+            raise ApiError("reauthentication_required", REQUIRED, 403)
+        # Back to the page the form was on (never to a POST-only address).
+        here = request.path if request.method == "GET" else None
+        back = safe_next(_referrer_path()) or safe_next(here) or "/"
+        return redirect(url_for("auth.reauth_page", next=back), 303)  # type: ignore[return-value]
+
+    return wrapper
+
+
+def _by_api_key() -> bool:
+    caller = g.get("api_caller")
+    return caller is not None and caller.auth == "api_key"
+
+
+def _referrer_path() -> str | None:
+    referrer = request.referrer or ""
+    base = str(current_app.config["TERMINUS_BASE_URL"])
+    if referrer.startswith(base + "/"):
+        return referrer[len(base) :]
+    return None

@@ -1,0 +1,140 @@
+"""Re-authentication: sensitive actions need the password entered within TERMINUS_REAUTH_MINUTES."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from freezegun import freeze_time
+from sqlalchemy import func
+from sqlalchemy import select
+
+from terminus_hub.auth.reauth_views import WRONG_PASSWORD
+from terminus_hub.extensions import db
+from terminus_hub.models import ApiKey
+from terminus_hub.models import AuditEvent
+from terminus_hub.models import utcnow
+from tests import factories
+from tests.factories import Person
+from tests.sso_helpers import DOMAIN
+from tests.sso_helpers import make_sso
+
+LATER = timedelta(minutes=11)  # past the 10-minute default
+
+
+def _keys(app: Flask) -> int:
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(ApiKey)) or 0
+
+
+def _create_key(client: FlaskClient, person: Person) -> object:
+    page = f"http://localhost/a/{person.account_slug}/api_keys"
+    return client.post(
+        f"/a/{person.account_slug}/api_keys", data={"name": "CI"}, headers={"Referer": page}
+    )
+
+
+def test_a_fresh_sign_in_needs_no_second_proof(app: Flask, client: FlaskClient, user) -> None:
+    factories.sign_in(client, user.email)
+    assert _create_key(client, user).status_code == 201
+    assert _keys(app) == 1
+
+
+def test_a_stale_session_is_sent_to_reauth_and_back_to_its_page(
+    app: Flask, client: FlaskClient, user
+) -> None:
+    factories.sign_in(client, user.email)
+    with freeze_time(utcnow() + LATER):
+        refused = _create_key(client, user)
+        assert refused.status_code == 303
+        assert refused.location == f"/reauth?next=/a/{user.account_slug}/api_keys"
+        assert _keys(app) == 0
+
+        page = client.get(refused.location).get_data(as_text=True)
+        assert 'name="password"' in page and f'value="/a/{user.account_slug}/api_keys"' in page
+        wrong = client.post("/reauth", data={"password": "not it", "next": "/accounts"})
+        assert wrong.status_code == 422 and WRONG_PASSWORD in wrong.get_data(as_text=True)
+        assert "not it" not in wrong.get_data(as_text=True)
+
+        back = client.post(
+            "/reauth", data={"password": user.password, "next": f"/a/{user.account_slug}/api_keys"}
+        )
+        assert back.status_code == 303
+        assert back.location == f"/a/{user.account_slug}/api_keys"
+        assert _create_key(client, user).status_code == 201
+    with app.app_context():
+        kinds = db.session.scalars(select(AuditEvent.kind)).all()
+    assert "reauthentication.failed" in kinds and "reauthentication.succeeded" in kinds
+
+
+@pytest.mark.app_config(TERMINUS_LOCKOUT_MAX_ATTEMPTS=3)
+def test_guessing_the_password_at_reauth_locks_like_sign_in(
+    app: Flask, client: FlaskClient, user
+) -> None:
+    factories.sign_in(client, user.email)
+    for _ in range(3):
+        client.post("/reauth", data={"password": "a guess", "next": "/accounts"})
+    right = client.post("/reauth", data={"password": user.password, "next": "/accounts"})
+    assert right.status_code == 422  # locked: not even the right password passes now
+    with app.app_context():
+        assert db.session.scalar(select(AuditEvent).where(AuditEvent.kind == "account.locked"))
+
+
+@pytest.mark.parametrize("target", ["https://evil.example/", "//evil.example", "/sso/x/acs"])
+def test_reauth_goes_back_only_to_a_page_of_this_site(
+    client: FlaskClient, user, target: str
+) -> None:
+    factories.sign_in(client, user.email)
+    back = client.post("/reauth", data={"password": user.password, "next": target})
+    assert back.status_code == 303
+    assert back.location == "/accounts"
+
+
+def test_reauth_needs_a_signed_in_person(client: FlaskClient) -> None:
+    assert client.get("/reauth").status_code in (302, 303)
+
+
+def test_an_api_call_with_a_stale_session_gets_reauthentication_required(
+    app: Flask, client: FlaskClient, user
+) -> None:
+    factories.sign_in(client, user.email)
+    csrf = factories.csrf_token(client)
+    with freeze_time(utcnow() + LATER):
+        response = client.post(
+            "/api/v1/api_keys", json={"name": "CI"}, headers={"X-CSRFToken": csrf}
+        )
+        assert response.status_code == 403
+        assert response.get_json()["error"]["code"] == "reauthentication_required"
+        assert client.get("/api/v1/api_keys").status_code == 200  # reading needs nothing more
+    assert _keys(app) == 0
+
+
+def test_member_role_changes_need_a_recent_proof(app: Flask, client: FlaskClient, user) -> None:
+    other = factories.make_user(app)
+    with app.app_context():
+        from terminus_hub.core.membership import account_by_slug
+        from terminus_hub.core.membership import add_member
+        from terminus_hub.models import User
+
+        member = add_member(
+            account_by_slug(user.account_slug), db.session.get_one(User, other.id), "member"
+        )
+        db.session.commit()
+        member_id = member.id
+    factories.sign_in(client, user.email)
+    with freeze_time(utcnow() + LATER):
+        response = client.post(
+            f"/a/{user.account_slug}/members/{member_id}/role", data={"role": "admin"}
+        )
+        assert response.status_code == 303 and response.location.startswith("/reauth?")
+
+
+def test_a_session_from_the_idp_proves_itself_again_at_the_idp(app, client, signer) -> None:
+    sso = make_sso(app, client, signer)
+    person = f"vic@{DOMAIN}"
+    assert sso.post(sso.respond(sso.start(), person)).status_code == 303
+    page = client.get("/reauth?next=/accounts").get_data(as_text=True)
+    assert f"/sso/{sso.slug}/login?next=/accounts" in page
+    assert 'name="password"' not in page

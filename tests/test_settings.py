@@ -1,0 +1,109 @@
+"""/settings: a signed-in person changes their name and password."""
+
+from __future__ import annotations
+
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from terminus_hub.accounts.settings_views import PASSWORD_CHANGED
+from terminus_hub.accounts.settings_views import WRONG_CURRENT
+from terminus_hub.extensions import db
+from terminus_hub.models import AuditEvent
+from terminus_hub.models import User
+from terminus_hub.passwords import TOO_WEAK
+from terminus_hub.passwords import verify_password
+from tests import factories
+from tests.conftest import Outbox
+from tests.factories import Person
+
+NEW = "a brand new passphrase, please"
+
+
+def _signed_in(app: Flask, person: Person) -> FlaskClient:
+    client = app.test_client()
+    factories.sign_in(client, person.email)
+    return client
+
+
+def _stored_hash(app: Flask, person: Person) -> str | None:
+    with app.app_context():
+        return db.session.get_one(User, person.id).password_hash
+
+
+def test_the_page_shows_name_and_password_forms(app: Flask, user: Person) -> None:
+    page = _signed_in(app, user).get("/settings").get_data(as_text=True)
+    for name in ('name="name"', 'name="current_password"', 'name="password"'):
+        assert name in page
+    assert 'autocomplete="current-password"' in page and 'autocomplete="new-password"' in page
+
+
+def test_settings_need_a_signed_in_person(client: FlaskClient) -> None:
+    assert client.get("/settings").status_code in (302, 303)
+    assert client.post("/settings/password", data={"password": NEW}).status_code in (302, 303)
+
+
+def test_a_name_is_changed_and_checked(app: Flask, user: Person) -> None:
+    client = _signed_in(app, user)
+    assert client.post("/settings/name", data={"name": "  Ada   King "}).status_code == 303
+    with app.app_context():
+        assert db.session.get_one(User, user.id).name == "Ada King"
+    refused = client.post("/settings/name", data={"name": "Ada\x1b[2J"})
+    assert refused.status_code == 422
+    with app.app_context():
+        assert db.session.get_one(User, user.id).name == "Ada King"
+
+
+def test_a_password_change_ends_other_sessions_and_mails_a_notice(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    here, elsewhere = _signed_in(app, user), _signed_in(app, user)
+    response = here.post(
+        "/settings/password", data={"current_password": user.password, "password": NEW}
+    )
+    assert response.status_code == 303
+    assert PASSWORD_CHANGED in here.get("/settings").get_data(as_text=True)
+    assert verify_password(NEW, _stored_hash(app, user))
+    assert elsewhere.get("/accounts").status_code in (302, 303)  # signed out
+    assert here.get("/accounts").status_code == 200  # this browser stays
+    [notice] = outbox.messages(user.email)
+    assert notice.template == "password_changed"
+    with app.app_context():
+        kinds = set(db.session.scalars(select(AuditEvent.kind)))
+    assert "password.changed" in kinds
+
+
+def test_a_wrong_current_password_changes_nothing(app: Flask, user: Person, outbox) -> None:
+    before = _stored_hash(app, user)
+    client = _signed_in(app, user)
+    response = client.post(
+        "/settings/password", data={"current_password": "not it at all", "password": NEW}
+    )
+    page = response.get_data(as_text=True)
+    assert response.status_code == 422 and WRONG_CURRENT in page
+    assert NEW not in page and "not it at all" not in page
+    assert _stored_hash(app, user) == before
+    assert outbox.messages(user.email) == []
+
+
+def test_a_weak_new_password_is_refused_with_the_reason(app: Flask, user: Person) -> None:
+    before = _stored_hash(app, user)
+    client = _signed_in(app, user)
+    response = client.post(
+        "/settings/password", data={"current_password": user.password, "password": "password1234"}
+    )
+    assert response.status_code == 422 and TOO_WEAK in response.get_data(as_text=True)
+    assert _stored_hash(app, user) == before
+
+
+def test_a_person_without_a_password_is_told_their_idp_keeps_it(app: Flask) -> None:
+    person = factories.make_person(app)
+    client = _signed_in(app, person)
+    with app.app_context():
+        db.session.get_one(User, person.id).password_hash = None
+        db.session.commit()
+    page = client.get("/settings").get_data(as_text=True)
+    assert "identity provider" in page and 'name="current_password"' not in page
+    refused = client.post("/settings/password", data={"current_password": "", "password": NEW})
+    assert refused.status_code == 403
+    assert _stored_hash(app, person) is None
