@@ -37,7 +37,13 @@ def _unlock_state(user: User) -> str:
     return f"{user.locked_at.isoformat() if user.locked_at else 'unlocked'}"
 
 
+def _email_change_state(user: User) -> str:
+    # Dies once the email changes (so the link works once) or the password changes.
+    return f"{user.email}|{user.password_hash}"
+
+
 _PURPOSES: dict[str, tuple[Callable[[User], str], Callable[[Config], int]]] = {
+    "email_change": (_email_change_state, lambda c: c["TERMINUS_CONFIRM_TOKEN_HOURS"] * 3600),
     "confirm": (_confirm_state, lambda c: c["TERMINUS_CONFIRM_TOKEN_HOURS"] * 3600),
     "reset": (_reset_state, lambda c: c["TERMINUS_RESET_TOKEN_MINUTES"] * 60),
     "unlock": (_unlock_state, lambda c: 24 * 3600),
@@ -53,28 +59,35 @@ def _fingerprint(purpose: str, user: User) -> str:
     return hashlib.sha256(state(user).encode("utf-8")).hexdigest()[:32]
 
 
-def make_token(purpose: str, user: User) -> str:
-    """Sign a token for one purpose that names the user and the state it may change."""
-    return _serializer(purpose).dumps([user.id, _fingerprint(purpose, user)])
+def make_token(purpose: str, user: User, data: str = "") -> str:
+    """Sign a token for one purpose that names the user, the state it may change and data."""
+    return _serializer(purpose).dumps([user.id, _fingerprint(purpose, user), data])
 
 
 def load_user(purpose: str, token: str) -> User | None:
     """Return the user a token names while it is unexpired and its state is unchanged."""
+    found = load_user_and_data(purpose, token)
+    return found[0] if found is not None else None
+
+
+def load_user_and_data(purpose: str, token: str) -> tuple[User, str] | None:
+    """Return the user a token names and the data it carries, under load_user's rules."""
     if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
     _, max_age = _PURPOSES[purpose]
     try:
-        user_id, fingerprint = _serializer(purpose).loads(
-            token, max_age=max_age(current_app.config)
-        )
+        payload = _serializer(purpose).loads(token, max_age=max_age(current_app.config))
     except (BadData, ValueError, TypeError):
         return None
-    if not isinstance(user_id, str) or not isinstance(fingerprint, str):
+    if not isinstance(payload, list) or len(payload) not in (2, 3):  # 2: made before data
+        return None
+    user_id, fingerprint, data = (*payload, "") if len(payload) == 2 else payload
+    if not all(isinstance(item, str) for item in (user_id, fingerprint, data)):
         return None
     user = db.session.get(User, user_id)
     if user is None or _fingerprint(purpose, user) != fingerprint:
         return None
-    return user
+    return user, data
 
 
 def external_url(endpoint: str, **values: Any) -> str:

@@ -33,6 +33,10 @@ SUBJECTS = {
     "unlock": "Your Terminus Hub sign-in is locked",
     "reset": "Reset your Terminus Hub password",
     "password_changed": "Your Terminus Hub password was changed",
+    "email_change": "Confirm your new email for Terminus Hub",
+    "email_change_requested": "Someone asked to change the email of your Terminus Hub account",
+    "email_taken": "Someone tried to move their Terminus Hub account to your email",
+    "email_changed": "The email of your Terminus Hub account was changed",
     "invitation": "You are invited to join an account on Terminus Hub",
     "domain_unverified": "A single sign-on domain of your Terminus Hub account is unverified",
 }

@@ -107,3 +107,107 @@ def test_a_person_without_a_password_is_told_their_idp_keeps_it(app: Flask) -> N
     refused = client.post("/settings/password", data={"current_password": "", "password": NEW})
     assert refused.status_code == 403
     assert _stored_hash(app, person) is None
+
+
+# -- email change ---------------------------------------------------------------------------------
+
+NEW_EMAIL = "ada.new@example.com"
+
+
+def _ask(client: FlaskClient, person: Person, email: str = NEW_EMAIL, password: str = "") -> object:
+    return client.post(
+        "/settings/email", data={"email": email, "current_password": password or person.password}
+    )
+
+
+def _email_of(app: Flask, person: Person) -> str:
+    with app.app_context():
+        return db.session.get_one(User, person.id).email
+
+
+def test_an_email_changes_only_when_the_mailed_link_is_used(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    client = _signed_in(app, user)
+    response = _ask(client, user, " Ada.New@EXAMPLE.com ")
+    assert response.status_code == 303
+    assert _email_of(app, user) == user.email  # not yet
+    [notice] = outbox.messages(user.email)
+    assert notice.template == "email_change_requested" and NEW_EMAIL in notice.text_body
+    link = outbox.last_link(NEW_EMAIL)
+    assert link.startswith("/settings/email/confirm/")
+
+    stranger = app.test_client()  # the link works in any browser: it proves the address
+    assert "Use this email" in stranger.get(link).get_data(as_text=True)
+    assert _email_of(app, user) == user.email  # a GET (a mail scanner) changes nothing
+    done = stranger.post(link)
+    assert done.status_code == 303
+    assert _email_of(app, user) == NEW_EMAIL
+    changed = outbox.messages(user.email)[-1]
+    assert changed.template == "email_changed" and NEW_EMAIL in changed.text_body
+    assert stranger.post(link).status_code == 400  # once only
+    factories.sign_in(app.test_client(), NEW_EMAIL)
+
+
+def test_a_wrong_password_or_bad_address_sends_nothing(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    client = _signed_in(app, user)
+    for email, password, status in (
+        (NEW_EMAIL, "not my password", 422),
+        ("not an email", "", 422),
+        (user.email, "", 422),
+    ):
+        response = _ask(client, user, email, password)
+        assert response.status_code == status
+        assert "not my password" not in response.get_data(as_text=True)
+    assert outbox.messages() == []
+    assert _email_of(app, user) == user.email
+
+
+def test_a_taken_address_gets_the_same_answer_and_its_owner_a_notice(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    other = factories.make_person(app, email="taken@example.com")
+    client = _signed_in(app, user)
+    taken = _ask(client, user, other.email)
+    free = _ask(client, user, "free@example.com")
+    assert taken.status_code == free.status_code == 303
+    assert [m.template for m in outbox.messages(other.email)] == ["email_taken"]
+    assert "/confirm/" not in outbox.messages(other.email)[0].text_body
+    assert _email_of(app, user) == user.email
+
+
+def test_a_link_to_an_address_taken_meanwhile_changes_nothing(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    client = _signed_in(app, user)
+    _ask(client, user)
+    link = outbox.last_link(NEW_EMAIL)
+    factories.make_person(app, email=NEW_EMAIL)  # someone signs up with it first
+    response = app.test_client().post(link)
+    assert response.status_code == 409
+    assert _email_of(app, user) == user.email
+
+
+def test_an_address_at_a_proven_sso_domain_is_refused(app, client, signer, outbox) -> None:
+    from tests.sso_helpers import DOMAIN
+    from tests.sso_helpers import make_sso
+
+    make_sso(app, client, signer)
+    person = factories.make_person(app)
+    response = _ask(_signed_in(app, person), person, f"someone@{DOMAIN}")
+    assert response.status_code == 422
+    assert "identity provider" in response.get_data(as_text=True)
+    assert outbox.messages(f"someone@{DOMAIN}") == []
+
+
+def test_a_forged_or_old_link_is_refused(app: Flask, user: Person, outbox: Outbox) -> None:
+    client = _signed_in(app, user)
+    _ask(client, user)
+    link = outbox.last_link(NEW_EMAIL)
+    assert app.test_client().post(link + "x").status_code == 400
+    # A password change kills the link (it is bound to the password too).
+    client.post("/settings/password", data={"current_password": user.password, "password": NEW})
+    assert app.test_client().post(link).status_code == 400
+    assert _email_of(app, user) == user.email

@@ -93,3 +93,13 @@ class ChangePasswordForm(ResetPasswordForm):
     current_password = PasswordField(
         "Current password", validators=[InputRequired(CURRENT_PASSWORD_REQUIRED)]
     )
+
+
+class ChangeEmailForm(EmailMixin, FlaskForm):
+    email = email_field("New email")
+    # Its own id: the password form on the same page has a current_password too.
+    current_password = PasswordField(
+        "Current password",
+        validators=[InputRequired(CURRENT_PASSWORD_REQUIRED)],
+        id="email-current-password",
+    )

@@ -6,24 +6,34 @@ from flask import flash
 from flask import make_response
 from flask import redirect
 from flask import render_template
+from flask import request
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from terminus_hub import limits
+from terminus_hub import links
 from terminus_hub import reauth
 from terminus_hub.accounts.blueprint import bp
+from terminus_hub.accounts.forms import ChangeEmailForm
 from terminus_hub.accounts.forms import ChangePasswordForm
 from terminus_hub.accounts.forms import PersonNameForm
 from terminus_hub.core import profile
 from terminus_hub.core import signin
 from terminus_hub.core.routing import password_blocked_by_sso
 from terminus_hub.extensions import db
+from terminus_hub.forms import EmptyForm
 from terminus_hub.models import User
 from terminus_hub.passwords import context_words
 
 NAME_SAVED = "Your name is saved."
+LINK_SENT = (
+    "We sent a link to {email}. Your email changes when you open it; until then, sign in with "
+    "your current one."
+)
+EMAIL_CHANGED = "Your email is now {email}. Sign in with it from now on."
 PASSWORD_CHANGED = "Your password is changed. Every other browser signed in as you is signed out."
 WRONG_CURRENT = "That is not your current password."
 NO_PASSWORD = (
@@ -38,6 +48,7 @@ def _uses_password(user: User) -> bool:
 def _page(
     name_form: PersonNameForm | None = None,
     password_form: ChangePasswordForm | None = None,
+    email_form: ChangeEmailForm | None = None,
     status: int = 200,
 ) -> Response:
     user: User = current_user
@@ -45,6 +56,7 @@ def _page(
         "accounts/settings.html",
         name_form=name_form or PersonNameForm(formdata=None, name=user.name),
         password_form=password_form or ChangePasswordForm(formdata=None),
+        email_form=email_form or ChangeEmailForm(formdata=None),
         uses_password=_uses_password(user),
         no_password=NO_PASSWORD,
     )
@@ -94,3 +106,62 @@ def change_password() -> Response:
 def _blank(form: ChangePasswordForm) -> ChangePasswordForm:
     form.current_password.data = form.password.data = ""  # never echo a password back
     return form
+
+
+@bp.post("/settings/email")
+@login_required
+@limits.recovery
+def change_email() -> Response:
+    """Current password and the new address: a link goes there, a notice to the old one."""
+    user: User = current_user
+    if not _uses_password(user):
+        return _page(status=403)
+    form = ChangeEmailForm()
+    if not form.validate_on_submit():
+        form.current_password.data = ""
+        return _page(email_form=form, status=422)
+    new_email = form.email.canonical
+    try:
+        profile.check_new_email(user, new_email)
+    except profile.EmailChangeRefused as exc:
+        form.email.errors = [str(exc)]
+        form.current_password.data = ""
+        return _page(email_form=form, status=422)
+    if not signin.confirm_password(user, form.current_password.data or "", "email_change"):
+        form.current_password.errors = [WRONG_CURRENT]
+        form.current_password.data = ""
+        return _page(email_form=form, status=422)
+    profile.request_email_change(user, new_email)
+    reauth.mark()
+    db.session.commit()
+    flash(LINK_SENT.format(email=new_email), "success")
+    return redirect(url_for("accounts.settings_page"), 303)
+
+
+@bp.route("/settings/email/confirm/<token>", methods=["GET", "POST"])
+@limits.links
+def confirm_email_change(token: str) -> Response:
+    """Show one button (GET, safe for mail scanners); change the address on POST."""
+    found = links.load_user_and_data("email_change", token)
+    if found is None or not found[1]:
+        page = render_template("accounts/email_change_invalid.html", message=links.INVALID_LINK)
+        return make_response(page, 400)
+    user, new_email = found
+    form = EmptyForm()
+    if request.method == "GET" or not form.validate_on_submit():
+        page = render_template("accounts/email_change_confirm.html", form=form, new_email=new_email)
+        return make_response(page)
+    try:
+        profile.change_email(user, new_email)
+        db.session.commit()
+    except profile.EmailChangeRefused as exc:
+        db.session.rollback()
+        page = render_template("accounts/email_change_invalid.html", message=str(exc))
+        return make_response(page, 409)
+    except IntegrityError:  # taken by someone in the same moment: the unique index decides
+        db.session.rollback()
+        page = render_template("accounts/email_change_invalid.html", message=profile.TAKEN_NOW)
+        return make_response(page, 409)
+    flash(EMAIL_CHANGED.format(email=new_email), "success")
+    target = "accounts.settings_page" if current_user.is_authenticated else "auth.sign_in"
+    return redirect(url_for(target), 303)
