@@ -11,15 +11,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
+from typing import Any
 from typing import ParamSpec
 from typing import TypeVar
 
 from flask import current_app
 from flask import g
-from flask import redirect
 from flask import request
+from flask import session
 from flask import url_for
 
+from terminus_hub import htmx
 from terminus_hub import user_sessions
 from terminus_hub.api_errors import ApiError
 from terminus_hub.models import utcnow
@@ -29,6 +31,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 REQUIRED = "Confirm it is you: sign in again (with your password) to do this."
+KEPT_FORM = "reauth_form"
 
 
 def is_recent() -> bool:
@@ -57,12 +60,46 @@ def required(view: Callable[P, R]) -> Callable[P, R]:
             return view(*args, **kwargs)
         if request.blueprint == "api":
             raise ApiError("reauthentication_required", REQUIRED, 403)
-        # Back to the page the form was on (never to a POST-only address).
+        # Back to the page the form was on (never to a POST-only address), and the form's
+        # own fields kept to send again after the password (never a password or a token).
         here = request.path if request.method == "GET" else None
         back = safe_next(_referrer_path()) or safe_next(here) or "/"
-        return redirect(url_for("auth.reauth_page", next=back), 303)  # type: ignore[return-value]
+        _keep_form()
+        return htmx.redirect_to(url_for("auth.reauth_page", next=back))  # type: ignore[return-value]
 
     return wrapper
+
+
+# The kept form lives in the signed session cookie: small forms only.
+_KEPT_LIMIT = 1500
+_NEVER_KEPT = ("password", "csrf", "token", "code")
+
+
+def _keep_form() -> None:
+    fields = [
+        (name, value)
+        for name, value in request.form.items(multi=True)
+        if not any(word in name.lower() for word in _NEVER_KEPT)
+    ]
+    kept = {"action": request.path, "fields": fields}
+    if safe_next(request.path) and sum(len(n) + len(v) for n, v in fields) <= _KEPT_LIMIT:
+        session[KEPT_FORM] = kept
+    else:
+        session.pop(KEPT_FORM, None)
+
+
+def kept_form() -> dict[str, Any] | None:
+    """Take the form a re-authentication interrupted (its action and fields), once."""
+    kept = session.pop(KEPT_FORM, None)
+    if not isinstance(kept, dict) or not safe_next(kept.get("action")):
+        return None
+    fields = kept.get("fields")
+    if not isinstance(fields, list) or not all(
+        isinstance(f, list | tuple) and len(f) == 2 and all(isinstance(x, str) for x in f)
+        for f in fields
+    ):
+        return None
+    return {"action": kept["action"], "fields": [tuple(f) for f in fields]}
 
 
 def _by_api_key() -> bool:

@@ -18,7 +18,9 @@ from terminus_hub.models import AuditEvent
 from terminus_hub.models import utcnow
 from tests import factories
 from tests.factories import Person
+from tests.saml_signer import authn_request_from
 from tests.sso_helpers import DOMAIN
+from tests.sso_helpers import go_to_idp
 from tests.sso_helpers import make_sso
 
 LATER = timedelta(minutes=11)  # past the 10-minute default
@@ -61,8 +63,8 @@ def test_a_stale_session_is_sent_to_reauth_and_back_to_its_page(
         back = client.post(
             "/reauth", data={"password": user.password, "next": f"/a/{user.account_slug}/api_keys"}
         )
-        assert back.status_code == 303
-        assert back.location == f"/a/{user.account_slug}/api_keys"
+        assert back.status_code == 200  # Continue: the interrupted form, ready to send again
+        assert f'href="/a/{user.account_slug}/api_keys"' in back.get_data(as_text=True)
         assert _create_key(client, user).status_code == 201
     with app.app_context():
         kinds = db.session.scalars(select(AuditEvent.kind)).all()
@@ -136,5 +138,49 @@ def test_a_session_from_the_idp_proves_itself_again_at_the_idp(app, client, sign
     person = f"vic@{DOMAIN}"
     assert sso.post(sso.respond(sso.start(), person)).status_code == 303
     page = client.get("/reauth?next=/accounts").get_data(as_text=True)
-    assert f"/sso/{sso.slug}/login?next=/accounts" in page
+    assert f"/sso/{sso.slug}/login?next=/accounts&amp;reauth=1" in page
     assert 'name="password"' not in page
+
+
+def test_the_idp_is_asked_to_check_the_person_again(app, client, signer) -> None:
+    sso = make_sso(app, client, signer)
+    assert sso.post(sso.respond(sso.start(), f"vic@{DOMAIN}")).status_code == 303
+    again = go_to_idp(client, sso.slug, next="/accounts", reauth="1")
+    assert authn_request_from(again.location).get("ForceAuthn") == "true"
+    plain = go_to_idp(app.test_client(), sso.slug)
+    assert authn_request_from(plain.location).get("ForceAuthn") in (None, "false")
+
+
+def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
+    app: Flask, client: FlaskClient, user
+) -> None:
+    factories.sign_in(client, user.email)
+    page = f"http://localhost/a/{user.account_slug}/api_keys"
+    with freeze_time(utcnow() + LATER):
+        refused = client.post(
+            f"/a/{user.account_slug}/api_keys",
+            data={"name": "Deploy <bot>", "password": "never kept"},
+            headers={"Referer": page},
+        )
+        assert refused.status_code == 303 and _keys(app) == 0
+        confirmed = client.post(
+            "/reauth", data={"password": user.password, "next": f"/a/{user.account_slug}/api_keys"}
+        )
+        resume = confirmed.get_data(as_text=True)
+        assert confirmed.status_code == 200
+        assert f'action="/a/{user.account_slug}/api_keys"' in resume
+        assert 'value="Deploy &lt;bot&gt;"' in resume
+        assert "never kept" not in resume
+        sent = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "Deploy <bot>"})
+        assert sent.status_code == 201 and _keys(app) == 1
+        # Kept once: the next re-authentication goes straight back.
+        again = client.post("/reauth", data={"password": user.password, "next": "/accounts"})
+        assert again.status_code == 303
+
+
+def test_htmx_is_told_to_navigate_to_reauth(app: Flask, client: FlaskClient, user, hx) -> None:
+    factories.sign_in(client, user.email)
+    with freeze_time(utcnow() + LATER):
+        response = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "x"}, headers=hx)
+        assert response.status_code == 200
+        assert response.headers["HX-Redirect"].startswith("/reauth?next=")

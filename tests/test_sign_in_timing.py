@@ -3,7 +3,7 @@
 At cost 4 a password check takes about a millisecond, so a difference in the database work of
 the two answers stands out: before they ran the same statements, an unknown address answered
 in 40–55 % of a wrong password's time. 200 sign-ins of each kind, alternating, must now have
-medians within 3 % of each other.
+medians within 5 % of each other (the issue's bound; they are within about 1.5 %).
 
 What remains is about 1 % (some 30 µs): a known person's count is a row the update writes,
 where an unknown address's update matches none. The Mann–Whitney U test still tells that
@@ -52,4 +52,4 @@ def test_unknown_address_and_wrong_password_take_the_same_time(app: Flask) -> No
     p = mann_whitney_p(samples["unknown"], samples["wrong"])
     report = f"median unknown/wrong {ratio:.3f}, Mann–Whitney p {p:.3g}"
     print(report)
-    assert 0.97 <= ratio <= 1.03, report
+    assert 0.95 <= ratio <= 1.05, report

@@ -39,12 +39,17 @@ def reauth_page() -> Response:
     )
     if sso_account is not None:
         # The IdP vouched for this session: only it can vouch again (a new sign-in there).
-        again = url_for("sso.login", slug=sso_account.slug, next=target)
+        again = url_for("sso.login", slug=sso_account.slug, next=target, reauth="1")
         return make_response(render_template("auth/reauth.html", form=None, sso_url=again))
     if request.method == "POST" and form.validate():
         if signin.confirm_password(current_user, form.password.data or "", "reauth"):
             reauth.mark()
             db.session.commit()
+            kept = reauth.kept_form()
+            if kept is not None:
+                # One click sends the interrupted form again, as it was (its own CSRF token).
+                page = render_template("auth/reauth_resume.html", kept=kept, back=target)
+                return make_response(page)
             return htmx.redirect_to(target)
         form.password.errors = [WRONG_PASSWORD]
     form.password.data = ""  # never echo a password back

@@ -179,10 +179,13 @@ def start_login(
     connection: SsoConnection,
     next_path: str | None,
     started_by: User | None = None,
+    force_authn: bool = False,
 ) -> tuple[str, str]:
     """Record a signed AuthnRequest; return the IdP URL to redirect to and the request id.
 
     ``started_by`` makes it a test sign-in by that owner or admin (from the settings page).
+    ``force_authn`` asks the IdP to check the person again rather than reuse its own session
+    (re-authentication before a sensitive action).
     """
     idp = current_idp(connection)
     request_id, info = _client(account, connection).prepare_for_authenticate(
@@ -191,6 +194,7 @@ def start_login(
         sigalg=SIG_RSA_SHA256,
         digest_alg=DIGEST_SHA256,
         nameid_format=NAMEID_FORMAT_EMAILADDRESS,
+        force_authn="true" if force_authn else None,
     )
     db.session.add(
         SamlRequest(

@@ -123,8 +123,11 @@ def login(slug: str) -> Response:
         return make_response(page, 409)
     next_path = safe_next(request.args.get("next"))
     started_by = current_user._get_current_object() if is_test else None
+    force = request.args.get("reauth") == "1"  # from /reauth: the IdP must check again
     try:
-        location, request_id = saml.start_login(account, connection, next_path, started_by)
+        location, request_id = saml.start_login(
+            account, connection, next_path, started_by, force_authn=force
+        )
     except saml.MetadataUnusable as exc:
         return _metadata_unusable(account, exc)
     db.session.commit()
