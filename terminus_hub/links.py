@@ -38,8 +38,10 @@ def _unlock_state(user: User) -> str:
 
 
 def _email_change_state(user: User) -> str:
-    # Dies once the email changes (so the link works once) or the password changes.
-    return f"{user.email}|{user.password_hash}"
+    # Dies once the email changes (so the link works once, even if the address later changes
+    # back: each change sets confirmed_at anew) or the password changes.
+    confirmed = user.confirmed_at.isoformat() if user.confirmed_at else ""
+    return f"{user.email}|{confirmed}|{user.password_hash}"
 
 
 _PURPOSES: dict[str, tuple[Callable[[User], str], Callable[[Config], int]]] = {

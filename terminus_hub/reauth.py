@@ -70,17 +70,16 @@ def required(view: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-# The kept form lives in the signed session cookie: small forms only.
+# The kept form lives in the signed session cookie: small forms only, and only the fields of
+# the forms this guards (never a password, a code or a token).
 _KEPT_LIMIT = 1500
-_NEVER_KEPT = ("password", "csrf", "token", "code")
+_KEPT_FIELDS = frozenset(
+    {"name", "email", "role", "domains", "entity_id", "sso_url", "certificate", "enforced"}
+)
 
 
 def _keep_form() -> None:
-    fields = [
-        (name, value)
-        for name, value in request.form.items(multi=True)
-        if not any(word in name.lower() for word in _NEVER_KEPT)
-    ]
+    fields = [(n, v) for n, v in request.form.items(multi=True) if n in _KEPT_FIELDS]
     kept = {"action": request.path, "fields": fields}
     if safe_next(request.path) and sum(len(n) + len(v) for n, v in fields) <= _KEPT_LIMIT:
         session[KEPT_FORM] = kept

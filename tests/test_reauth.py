@@ -159,7 +159,7 @@ def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
     with freeze_time(utcnow() + LATER):
         refused = client.post(
             f"/a/{user.account_slug}/api_keys",
-            data={"name": "Deploy <bot>", "password": "never kept"},
+            data={"name": "Deploy <bot>", "password": "never kept", "pin": "1234"},
             headers={"Referer": page},
         )
         assert refused.status_code == 303 and _keys(app) == 0
@@ -170,7 +170,7 @@ def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
         assert confirmed.status_code == 200
         assert f'action="/a/{user.account_slug}/api_keys"' in resume
         assert 'value="Deploy &lt;bot&gt;"' in resume
-        assert "never kept" not in resume
+        assert "never kept" not in resume and "1234" not in resume
         sent = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "Deploy <bot>"})
         assert sent.status_code == 201 and _keys(app) == 1
         # Kept once: the next re-authentication goes straight back.
@@ -184,3 +184,25 @@ def test_htmx_is_told_to_navigate_to_reauth(app: Flask, client: FlaskClient, use
         response = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "x"}, headers=hx)
         assert response.status_code == 200
         assert response.headers["HX-Redirect"].startswith("/reauth?next=")
+
+
+def test_inviting_people_needs_a_recent_proof(app: Flask, client: FlaskClient, user) -> None:
+    factories.sign_in(client, user.email)
+    csrf = factories.csrf_token(client)
+    with freeze_time(utcnow() + LATER):
+        page = client.post(
+            f"/a/{user.account_slug}/members/invite",
+            data={"email": "new.owner@example.com", "role": "owner"},
+        )
+        assert page.status_code == 303 and page.location.startswith("/reauth?")
+        api = client.post(
+            "/api/v1/invitations",
+            json={"email": "new.admin@example.com", "role": "admin"},
+            headers={"X-CSRFToken": csrf},
+        )
+        assert api.status_code == 403
+        assert api.get_json()["error"]["code"] == "reauthentication_required"
+    with app.app_context():
+        from terminus_hub.models import Invitation
+
+        assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0

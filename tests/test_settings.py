@@ -211,3 +211,35 @@ def test_a_forged_or_old_link_is_refused(app: Flask, user: Person, outbox: Outbo
     client.post("/settings/password", data={"current_password": user.password, "password": NEW})
     assert app.test_client().post(link).status_code == 400
     assert _email_of(app, user) == user.email
+
+
+def test_a_link_is_dead_after_the_address_changes_away_and_back(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    client = _signed_in(app, user)
+    _ask(client, user, "c@example.com")
+    old_link = outbox.last_link("c@example.com")
+    _ask(client, user, "b@example.com")
+    app.test_client().post(outbox.last_link("b@example.com"))  # A to B
+    factories.sign_in(client, "b@example.com")
+    _ask(client, user, user.email)
+    app.test_client().post(outbox.last_link(user.email))  # and back to A
+    assert _email_of(app, user) == user.email
+    assert app.test_client().post(old_link).status_code == 400
+    assert _email_of(app, user) == user.email
+
+
+def test_a_link_cannot_take_a_person_out_of_sso_enforced_since(app, client, signer, outbox):
+    from terminus_hub.models import SsoConnection
+    from tests.sso_helpers import DOMAIN
+    from tests.sso_helpers import make_sso
+
+    make_sso(app, client, signer)
+    vic = factories.make_person(app, email=f"vic@{DOMAIN}")
+    _ask(_signed_in(app, vic), vic, "vic@elsewhere.example")
+    link = outbox.last_link("vic@elsewhere.example")
+    with app.app_context():
+        db.session.execute(SsoConnection.__table__.update().values(enforced=True))
+        db.session.commit()
+    assert app.test_client().post(link).status_code == 409
+    assert _email_of(app, vic) == vic.email

@@ -102,6 +102,7 @@ def members(slug: str) -> Response:
 
 @bp.post("/a/<slug>/members/invite")
 @login_required
+@reauth.required
 def invite(slug: str) -> Response:
     """Invite an email with a role."""
     account, membership = member_account_or_404(current_user, slug)
@@ -136,6 +137,7 @@ def _invitation(account_id: str, invitation_id: str) -> Invitation:
 
 @bp.post("/a/<slug>/invitations/<invitation_id>/<action>")
 @login_required
+@reauth.required
 def invitation_action(slug: str, invitation_id: str, action: str) -> Response:
     """Resend or revoke a pending invitation."""
     account, membership = member_account_or_404(current_user, slug)

@@ -114,6 +114,7 @@ def list_invitations() -> dict[str, Any]:
 
 @bp.post("/invitations")
 @admin_only
+@reauth.required
 def create_invitation() -> tuple[dict[str, Any], int]:
     """Invite an email with a role; the link goes out by mail."""
     body = validation.json_object({"email", "role"})
@@ -144,6 +145,7 @@ def create_invitation() -> tuple[dict[str, Any], int]:
 
 @bp.delete("/invitations/<invitation_id>")
 @admin_only
+@reauth.required
 def delete_invitation(invitation_id: str) -> Response:
     """Withdraw a pending invitation."""
     row = in_account(Invitation, invitation_id)

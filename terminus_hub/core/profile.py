@@ -8,6 +8,7 @@ from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub import user_sessions
 from terminus_hub.core.recovery import may_mail
+from terminus_hub.core.routing import password_blocked_by_sso
 from terminus_hub.core.signin import find_user
 from terminus_hub.core.sso_connections import connection_for_email
 from terminus_hub.core.sso_connections import email_domain
@@ -45,6 +46,10 @@ SSO_DOMAIN = (
     "owner of that organisation’s account to invite you instead."
 )
 TAKEN_NOW = "That address belongs to another account now, so the change was not made."
+SSO_KEEPS_IT = (
+    "Your organisation’s identity provider now looks after your sign-in and your address, so "
+    "the change was not made."
+)
 
 
 def check_new_email(user: User, new_email: str) -> None:
@@ -81,6 +86,10 @@ def change_email(user: User, new_email: str) -> None:
     since the link was sent.
     """
     check_new_email(user, new_email)
+    if password_blocked_by_sso(user):
+        # Single sign-on now keeps this person's sign-in (enforced since the link was sent):
+        # moving the address out of the domain would slip out of it.
+        raise EmailChangeRefused(SSO_KEEPS_IT)
     if find_user(new_email) is not None:
         raise EmailChangeRefused(TAKEN_NOW)
     old_email = user.email
