@@ -72,7 +72,9 @@ def test_a_link_just_before_expiry_still_works(client, link):
         lambda t: t[:20],
         lambda t: "junk",
         lambda t: "x" * 10_000,
-        lambda t: t[:-1] + ("A" if t[-1] != "A" else "B"),
+        # A changed signature character. Not the last one: its low bits are padding, so some
+        # changes there decode to the same signature (about one link in twenty).
+        lambda t: t[:-5] + ("A" if t[-5] != "A" else "B") + t[-4:],
         lambda t: "' OR 1=1--",
     ],
 )
