@@ -42,7 +42,7 @@ def healthz() -> Response:
     body: dict[str, Any] = {"status": "ok" if not failing else "unavailable"}
     if failing:
         body["failing"] = failing
-    if _may_see_details():
+    if bears_secret("TERMINUS_HEALTH_TOKEN"):
         if checks["database"] == "ok":
             checks["mail_outbox"] = outbox_counts()
         body["checks"] = checks
@@ -51,20 +51,18 @@ def healthz() -> Response:
     return response
 
 
-def _may_see_details() -> bool:
-    token = current_app.config["TERMINUS_HEALTH_TOKEN"]
-    given = bearer_token_of(request.headers.get("Authorization", ""))
+def bears_secret(setting: str) -> bool:
+    """Say whether the request's ``Authorization: Bearer …`` holds this setting's secret.
+
+    Never when the setting is unset; compared in constant time (/healthz and /metrics).
+    """
+    secret = current_app.config[setting]
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
     return (
-        bool(token)
-        and given is not None
-        and hmac.compare_digest(given.encode(), str(token).encode())
+        bool(secret)
+        and scheme.lower() == "bearer"
+        and hmac.compare_digest(given.strip().encode(), str(secret).encode())
     )
-
-
-def bearer_token_of(header: str) -> str | None:
-    """The token of an ``Authorization: Bearer …`` header, or None."""
-    scheme, _, token = header.partition(" ")
-    return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
 def _database() -> str:

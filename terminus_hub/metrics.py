@@ -11,7 +11,6 @@ email, a key, an account or a path with an id in it.
 
 from __future__ import annotations
 
-import hmac
 import logging
 import os
 import time
@@ -36,6 +35,7 @@ from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response
 
 from terminus_hub.extensions import limiter
+from terminus_hub.health import bears_secret
 from terminus_hub.health import outbox_counts
 
 bp = Blueprint("metrics", __name__)
@@ -123,13 +123,9 @@ def _observe(response: Response) -> Response:
 
 
 def _scraper_allowed() -> bool:
-    token = current_app.config["TERMINUS_METRICS_TOKEN"]
-    if not token:
+    if not current_app.config["TERMINUS_METRICS_TOKEN"]:
         raise NotFound()  # no token set: there is no metrics endpoint
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        given.strip().encode(), str(token).encode()
-    )
+    return bears_secret("TERMINUS_METRICS_TOKEN")
 
 
 @bp.get("/metrics")

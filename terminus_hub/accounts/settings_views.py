@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from flask import flash
 from flask import make_response
 from flask import redirect
@@ -10,8 +12,10 @@ from flask import request
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
+from flask_wtf import FlaskForm
 from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
+from wtforms import PasswordField
 
 from terminus_hub import limits
 from terminus_hub import links
@@ -27,6 +31,8 @@ from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
 from terminus_hub.models import User
 from terminus_hub.passwords import context_words
+
+F = TypeVar("F", bound=FlaskForm)
 
 NAME_SAVED = "Your name is saved."
 LINK_SENT = (
@@ -103,8 +109,11 @@ def change_password() -> Response:
     return redirect(url_for("accounts.settings_page"), 303)
 
 
-def _blank(form: ChangePasswordForm) -> ChangePasswordForm:
-    form.current_password.data = form.password.data = ""  # never echo a password back
+def _blank(form: F) -> F:
+    """Empty every password field of a form that is shown again: never echo a password."""
+    for field in form:
+        if isinstance(field, PasswordField):
+            field.data = ""
     return form
 
 
@@ -118,19 +127,16 @@ def change_email() -> Response:
         return _page(status=403)
     form = ChangeEmailForm()
     if not form.validate_on_submit():
-        form.current_password.data = ""
-        return _page(email_form=form, status=422)
+        return _page(email_form=_blank(form), status=422)
     new_email = form.email.canonical
     try:
         profile.check_new_email(user, new_email)
     except profile.EmailChangeRefused as exc:
         form.email.errors = [str(exc)]
-        form.current_password.data = ""
-        return _page(email_form=form, status=422)
+        return _page(email_form=_blank(form), status=422)
     if not signin.confirm_password(user, form.current_password.data or "", "email_change"):
         form.current_password.errors = [WRONG_CURRENT]
-        form.current_password.data = ""
-        return _page(email_form=form, status=422)
+        return _page(email_form=_blank(form), status=422)
     profile.request_email_change(user, new_email)
     reauth.mark()
     db.session.commit()
