@@ -18,6 +18,7 @@ from terminus_hub.addresses import canonical_email
 from terminus_hub.core import dns_proof
 from terminus_hub.core import keyring
 from terminus_hub.core import lockout
+from terminus_hub.core import mfa
 from terminus_hub.core import sso_domains as domains_module
 from terminus_hub.core.idp_metadata import MAX_METADATA_BYTES
 from terminus_hub.core.idp_metadata import MetadataError
@@ -111,6 +112,19 @@ def create_user(email: str, password: str | None, name: str, confirmed: bool) ->
     db.session.commit()
     state = "confirmed" if confirmed else "unconfirmed"
     click.echo(f"Created user {user.email} ({user.id}), {state}.")
+
+
+@users.command("reset-mfa")
+@click.argument("email")
+def reset_mfa(email: str) -> None:
+    """Remove a user's second factors (they lost their phone and recovery codes)."""
+    user = _existing_user(email)
+    removed = mfa.reset(user)
+    db.session.commit()
+    if removed:
+        click.echo(f"Removed the second factors of {user.email}; they were mailed a notice.")
+    else:
+        click.echo(f"{user.email} has no second factor; nothing changed.")
 
 
 @users.command("unlock")

@@ -121,5 +121,15 @@ class ReauthForm(FlaskForm):
     next = HiddenField()
 
 
+CODE_REQUIRED = "Enter the code from your authenticator app."
+
+
+class CodeForm(FlaskForm):
+    """One code: from an authenticator app (or, where the page says so, a recovery code)."""
+
+    code = StringField("Code", validators=[InputRequired(CODE_REQUIRED)])
+    next = HiddenField()
+
+
 class EmptyForm(FlaskForm):
     """A form with only its CSRF token, for one-button actions."""

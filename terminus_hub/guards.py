@@ -5,9 +5,14 @@ from __future__ import annotations
 
 from flask import Flask
 from flask import abort
+from flask import flash
 from flask import request
+from flask import url_for
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from terminus_hub import htmx
+from terminus_hub import user_sessions
+from terminus_hub.core import mfa
 from terminus_hub.core.membership import SLUG_PATTERN
 from terminus_hub.core.membership import account_by_slug
 from terminus_hub.core.membership import membership_of
@@ -52,4 +57,26 @@ def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
     membership = membership_of(user, account) if account else None
     if account is None or membership is None or not within_scope([account]):
         abort(404)
+    if enrolment_required(user, account, membership):
+        # The account asks its owners and admins for a second factor: set one up first.
+        flash(ENROL_FIRST, "info")
+        abort(htmx.redirect_to(url_for("accounts.totp_page", next=request.path)))
     return account, membership
+
+
+ENROL_FIRST = (
+    "This account asks its owners and admins to use a second factor. Set up an authenticator "
+    "app to go on."
+)
+
+
+def enrolment_required(user: User, account: Account, membership: Membership) -> bool:
+    """Say whether the account's policy stops this person until they have a second factor.
+
+    Sessions started through the account's identity provider are not asked: the IdP decides
+    how people prove themselves there.
+    """
+    if not mfa.must_enrol(user, account, membership.role):
+        return False
+    row = user_sessions.current_session()
+    return row is None or row.sso_account_id is None

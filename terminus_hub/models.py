@@ -21,6 +21,7 @@ from sqlalchemy import Integer
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
+from sqlalchemy import false
 from sqlalchemy import text
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -107,6 +108,10 @@ class Account(Model):
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(120))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # "Owners and admins must use a second factor" (the owners' choice on /a/<slug>/settings).
+    require_mfa_for_managers: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="account", cascade="all, delete-orphan"
@@ -131,6 +136,9 @@ class User(UserMixin, Model):
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_sign_in_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the person's first second factor was confirmed; None without one. Kept by core/mfa
+    # so a page can tell without a query whether the sign-in needs a code.
+    mfa_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="user", cascade="all, delete-orphan"
@@ -293,6 +301,8 @@ class SamlRequest(Model):
     is_test: Mapped[bool] = mapped_column(Boolean, default=False)
     # Who started a test sign-in: at an unverified domain it may sign in only them.
     started_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    # Sent with ForceAuthn (re-authentication): the answer must show a sign-in made after it.
+    force_authn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
@@ -381,6 +391,36 @@ class UserSession(Model):
     user_agent: Mapped[str] = mapped_column(String(512), default="")
 
     user: Mapped[User] = relationship()
+
+
+class TotpFactor(Model):
+    """A person's authenticator app: pending until a first code confirms it.
+
+    The secret is encrypted (core/mfa): a database dump alone does not give the codes.
+    """
+
+    __tablename__ = "totp_factors"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("tot"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    secret: Mapped[str] = mapped_column(Text)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The 30-second step of the last code accepted: a code is never accepted twice.
+    last_used_step: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecoveryCode(Model):
+    """One single-use recovery code, stored as a keyed hash (core/mfa)."""
+
+    __tablename__ = "recovery_codes"
+    __table_args__ = (UniqueConstraint("user_id", "code_hash"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("rec"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class OutboxMessage(Model):

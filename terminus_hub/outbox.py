@@ -37,6 +37,7 @@ SUBJECTS = {
     "email_change_requested": "Someone asked to change the email of your Terminus Hub account",
     "email_taken": "Someone tried to move their Terminus Hub account to your email",
     "email_changed": "The email of your Terminus Hub account was changed",
+    "second_factor_changed": "Your Terminus Hub two-step sign-in changed",
     "invitation": "You are invited to join an account on Terminus Hub",
     "domain_unverified": "A single sign-on domain of your Terminus Hub account is unverified",
 }

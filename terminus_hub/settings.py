@@ -94,6 +94,11 @@ DEFAULTS: dict[str, Any] = {
     # Sensitive actions need the password entered this recently (sign-in counts).
     "TERMINUS_REAUTH_MINUTES": 10,
     "TERMINUS_SESSION_MAX_DAYS": 14,
+    # Every account's owners and admins must use a second factor (accounts can also choose it).
+    "TERMINUS_REQUIRE_MFA_FOR_MANAGERS": False,
+    # Encrypts authenticator-app secrets; unset, a key is derived from SECRET_KEY. Set it before
+    # rotating SECRET_KEY, or every authenticator app stops working.
+    "TERMINUS_MFA_KEY": None,
 }
 
 

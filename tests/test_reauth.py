@@ -18,7 +18,9 @@ from terminus_hub.models import AuditEvent
 from terminus_hub.models import utcnow
 from tests import factories
 from tests.factories import Person
+from tests.saml_signer import SAML
 from tests.saml_signer import authn_request_from
+from tests.saml_signer import saml_time
 from tests.sso_helpers import DOMAIN
 from tests.sso_helpers import go_to_idp
 from tests.sso_helpers import make_sso
@@ -149,6 +151,33 @@ def test_the_idp_is_asked_to_check_the_person_again(app, client, signer) -> None
     assert authn_request_from(again.location).get("ForceAuthn") == "true"
     plain = go_to_idp(app.test_client(), sso.slug)
     assert authn_request_from(plain.location).get("ForceAuthn") in (None, "false")
+
+
+def _from_an_old_idp_session(root) -> None:  # type: ignore[no-untyped-def]
+    """The IdP answers from a session it opened an hour ago, as if ForceAuthn were not sent."""
+    statement = root.find(f".//{{{SAML}}}AuthnStatement")
+    statement.set("AuthnInstant", saml_time(utcnow() - timedelta(hours=1)))
+
+
+def test_an_idp_that_ignores_force_authn_does_not_confirm_it_is_you(
+    app: Flask, client: FlaskClient, signer
+) -> None:
+    sso = make_sso(app, client, signer)
+    person = f"vic@{DOMAIN}"
+    assert sso.post(sso.respond(sso.start(), person)).status_code == 303
+    again = sso.start(next="/accounts", reauth="1")
+    refused = sso.post(sso.respond(again, person, edit=_from_an_old_idp_session))
+    assert refused.status_code == 403
+    with app.app_context():
+        failed = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.kind == "sso.sign_in_failed")
+        ).one()
+        assert "ForceAuthn ignored" in failed.detail["reason"]
+    # A fresh sign-in at the IdP does count; an ordinary sign-in may reuse the IdP's session.
+    assert sso.post(sso.respond(sso.start(next="/accounts", reauth="1"), person)).status_code == 303
+    other = app.test_client()
+    plain = sso.respond(sso.start(other), person, edit=_from_an_old_idp_session)
+    assert sso.post(plain, client=other).status_code == 303
 
 
 def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
@@ -243,3 +245,14 @@ def test_a_link_cannot_take_a_person_out_of_sso_enforced_since(app, client, sign
         db.session.commit()
     assert app.test_client().post(link).status_code == 409
     assert _email_of(app, vic) == vic.email
+
+
+def test_every_id_on_the_page_is_unique_so_each_label_finds_its_field(
+    app: Flask, user: Person
+) -> None:
+    page = _signed_in(app, user).get("/settings").get_data(as_text=True)
+    ids = re.findall(r'\sid="([^"]+)"', page)
+    repeated = {i for i in ids if ids.count(i) > 1} - {"csrf_token"}
+    assert not repeated
+    for label in re.findall(r'<label for="([^"]+)"', page):
+        assert re.search(rf'<(input|select|textarea)[^>]*\sid="{label}"', page), label

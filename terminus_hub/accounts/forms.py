@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
+from wtforms import BooleanField
 from wtforms import Field
 from wtforms import PasswordField
 from wtforms import SelectField
@@ -43,6 +44,10 @@ class InviteForm(EmailMixin, FlaskForm):
 
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class AccountPolicyForm(FlaskForm):
+    require_mfa_for_managers = BooleanField("Owners and admins must use a second factor")
 
 
 class RenameForm(FlaskForm):

@@ -24,6 +24,7 @@ from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import ChangeEmailForm
 from terminus_hub.accounts.forms import ChangePasswordForm
 from terminus_hub.accounts.forms import PersonNameForm
+from terminus_hub.core import mfa
 from terminus_hub.core import profile
 from terminus_hub.core import signin
 from terminus_hub.core.routing import password_blocked_by_sso
@@ -47,7 +48,7 @@ NO_PASSWORD = (
 )
 
 
-def _uses_password(user: User) -> bool:
+def uses_password(user: User) -> bool:
     return user.password_hash is not None and not password_blocked_by_sso(user)
 
 
@@ -63,8 +64,11 @@ def _page(
         name_form=name_form or PersonNameForm(formdata=None, name=user.name),
         password_form=password_form or ChangePasswordForm(formdata=None),
         email_form=email_form or ChangeEmailForm(formdata=None),
-        uses_password=_uses_password(user),
+        uses_password=uses_password(user),
         no_password=NO_PASSWORD,
+        totp=mfa.confirmed_totp(user),
+        codes_left=mfa.recovery_codes_left(user) if mfa.has_second_factor(user) else 0,
+        action_form=EmptyForm(formdata=None),
     )
     return make_response(page, status)
 
@@ -94,7 +98,7 @@ def change_name() -> Response:
 def change_password() -> Response:
     """Current password, then the new one: other sessions end and a notice is mailed."""
     user: User = current_user
-    if not _uses_password(user):
+    if not uses_password(user):
         return _page(status=403)
     form = ChangePasswordForm(context=context_words(user.email, user.name))
     if not form.validate_on_submit():
@@ -123,7 +127,7 @@ def _blank(form: F) -> F:
 def change_email() -> Response:
     """Current password and the new address: a link goes there, a notice to the old one."""
     user: User = current_user
-    if not _uses_password(user):
+    if not uses_password(user):
         return _page(status=403)
     form = ChangeEmailForm()
     if not form.validate_on_submit():

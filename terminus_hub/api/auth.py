@@ -33,6 +33,8 @@ from terminus_hub.api_errors import unauthorized
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import membership_of
 from terminus_hub.extensions import db
+from terminus_hub.guards import ENROL_FIRST
+from terminus_hub.guards import enrolment_required
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
@@ -188,6 +190,8 @@ def _from_session() -> Caller:
     membership = membership_of(user, account) if account else None
     if account is None or membership is None:
         raise ApiError("forbidden", NO_ACCOUNT, 403)
+    if enrolment_required(user, account, membership):
+        raise ApiError("second_factor_required", ENROL_FIRST, 403)
     return Caller(account=account, auth="session", user=user, membership=membership)
 
 

@@ -15,13 +15,16 @@ from terminus_hub import limits
 from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.auth.blueprint import bp
+from terminus_hub.core import mfa
 from terminus_hub.core import signin
 from terminus_hub.extensions import db
+from terminus_hub.forms import CodeForm
 from terminus_hub.forms import ReauthForm
 from terminus_hub.models import Account
 from terminus_hub.redirects import safe_next
 
 WRONG_PASSWORD = "That is not your password."
+NOT_A_CODE = "Enter the 6 digits your authenticator app shows."
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
@@ -41,17 +44,42 @@ def reauth_page() -> Response:
         # The IdP vouched for this session: only it can vouch again (a new sign-in there).
         again = url_for("sso.login", slug=sso_account.slug, next=target, reauth="1")
         return make_response(render_template("auth/reauth.html", form=None, sso_url=again))
-    if request.method == "POST" and form.validate():
+    code_form = CodeForm(formdata=None, next=form.next.data)
+    if request.method == "POST" and "code" in request.form:
+        # The authenticator app instead of the password (recovery codes are kept for sign-in).
+        code_form = CodeForm(formdata=request.form)
+        if code_form.validate():
+            code = mfa.normalize(code_form.code.data or "")
+            if not mfa.is_totp_code(code):
+                code_form.code.errors = [NOT_A_CODE]
+            elif signin.check_second_factor(current_user, code, "reauth", recovery=False) is (
+                signin.Factor.PASSED
+            ):
+                return _proved(target)
+            else:
+                code_form.code.errors = [signin.WRONG_CODE]
+    elif request.method == "POST" and form.validate():
         if signin.confirm_password(current_user, form.password.data or "", "reauth"):
-            reauth.mark()
-            db.session.commit()
-            kept = reauth.kept_form()
-            if kept is not None:
-                # One click sends the interrupted form again, as it was (its own CSRF token).
-                page = render_template("auth/reauth_resume.html", kept=kept, back=target)
-                return make_response(page)
-            return htmx.redirect_to(target)
+            return _proved(target)
         form.password.errors = [WRONG_PASSWORD]
     form.password.data = ""  # never echo a password back
-    status = 422 if form.errors else 200
-    return make_response(render_template("auth/reauth.html", form=form, sso_url=None), status)
+    code_form.code.data = ""
+    status = 422 if form.errors or code_form.errors else 200
+    page = render_template(
+        "auth/reauth.html",
+        form=form,
+        code_form=code_form if mfa.confirmed_totp(current_user) else None,
+        sso_url=None,
+    )
+    return make_response(page, status)
+
+
+def _proved(target: str) -> Response:
+    reauth.mark()
+    db.session.commit()
+    kept = reauth.kept_form()
+    if kept is not None:
+        # One click sends the interrupted form again, as it was (its own CSRF token).
+        page = render_template("auth/reauth_resume.html", kept=kept, back=target)
+        return make_response(page)
+    return htmx.redirect_to(target)

@@ -19,11 +19,11 @@ from terminus_hub import limits
 from terminus_hub import links
 from terminus_hub import metrics
 from terminus_hub import user_sessions
+from terminus_hub.auth import signing_in
 from terminus_hub.auth.blueprint import bp
 from terminus_hub.core import routing
 from terminus_hub.core import signin
 from terminus_hub.core import signup
-from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmailForm
@@ -31,7 +31,6 @@ from terminus_hub.forms import EmptyForm
 from terminus_hub.forms import PasswordSignInForm
 from terminus_hub.forms import ResendForm
 from terminus_hub.forms import SignUpForm
-from terminus_hub.models import User
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
 
@@ -118,10 +117,9 @@ def sign_in_password_submit() -> Response:
         return _password_step(form, error=signin.UNCONFIRMED, resend_form=resend, status=403)
     if result.outcome is signin.Outcome.SSO_REQUIRED:
         return _password_step(form, error=signin.SSO_ENFORCED, status=403)
-    target = safe_next(form.next.data) or _home_of(result.user)
-    user_sessions.start(result.user)
-    db.session.commit()
-    return htmx.redirect_to(target)
+    if result.outcome is signin.Outcome.SECOND_FACTOR:
+        return signing_in.begin_second_factor(result.user, safe_next(form.next.data))
+    return signing_in.finish(result.user, safe_next(form.next.data))
 
 
 def _password_step(form: PasswordSignInForm, status: int = 200, **context: object) -> Response:
@@ -133,13 +131,6 @@ def _password_step(form: PasswordSignInForm, status: int = 200, **context: objec
         form=form,
         **context,
     )
-
-
-def _home_of(user: User) -> str:
-    accounts = accounts_of(user)
-    if len(accounts) == 1:
-        return url_for("accounts.home", slug=accounts[0].slug)
-    return url_for("accounts.picker")
 
 
 @bp.post("/sign_out")

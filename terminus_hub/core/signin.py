@@ -11,10 +11,12 @@ from sqlalchemy import select
 from terminus_hub import audit
 from terminus_hub.addresses import try_canonical_email
 from terminus_hub.core import lockout
+from terminus_hub.core import mfa
 from terminus_hub.core.routing import password_blocked_by_sso
 from terminus_hub.extensions import db
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import User
+from terminus_hub.models import utcnow
 from terminus_hub.passwords import dummy_verify
 from terminus_hub.passwords import hash_password
 from terminus_hub.passwords import needs_rehash
@@ -32,6 +34,7 @@ class Outcome(enum.Enum):
     FAILED = "failed"
     UNCONFIRMED = "unconfirmed"
     SSO_REQUIRED = "sso_required"
+    SECOND_FACTOR = "second_factor"  # the password is right; a code comes next
 
 
 @dataclass(frozen=True)
@@ -87,8 +90,21 @@ def authenticate(email: str, password: str) -> Result:
         outcome, reason = Outcome.UNCONFIRMED, "unconfirmed"
     elif password_blocked_by_sso(user):
         outcome, reason = Outcome.SSO_REQUIRED, "sso_enforced"
+    elif mfa.has_second_factor(user):
+        outcome, reason = Outcome.SECOND_FACTOR, "second_factor_required"
     else:
         outcome, reason = Outcome.SIGNED_IN, ""
+    if outcome is Outcome.SECOND_FACTOR:
+        # The count is not cleared by the password: it clears when the code passes. Otherwise
+        # someone holding the password could enter it again after every few wrong codes.
+        _complete(attempt, reason)
+        if attempt is not None:
+            attempt.kind = "sign_in.second_factor_required"
+            attempt.actor_type, attempt.actor_id = "user", user.id
+        if needs_rehash(stored):
+            user.password_hash = hash_password(password)
+        db.session.commit()
+        return Result(outcome, user, reason, user_id)
     # Recorded as failed until the count is cleared: a parallel attempt may lock first.
     _complete(attempt, reason or "signing_in")
     if not lockout.record_success(user):  # commits, with the attempt so far
@@ -125,6 +141,57 @@ def _complete(attempt: AuditEvent | None, reason: str, signed_in: User | None = 
         attempt.detail = {"method": "password"}
     else:
         attempt.detail = {**attempt.detail, "reason": reason}
+
+
+class Factor(enum.Enum):
+    PASSED = "passed"
+    WRONG = "wrong"
+    LOCKED = "locked"
+
+
+WRONG_CODE = "That code is not right, or it was already used. Codes change every 30 seconds."
+MALFORMED_CODE = "Enter the 6-digit code from your authenticator app, or a recovery code."
+LOCKED_AT_CODE = (
+    "Too many wrong attempts: signing in is locked for a while. We mailed you a link to unlock "
+    "it now."
+)
+
+
+def check_second_factor(user: User, code: str, purpose: str, recovery: bool = True) -> Factor:
+    """Check a code (already normalized, see mfa.normalize) at sign-in or re-authentication.
+
+    Counted like a password: wrong codes lock the person out at the same threshold, and only
+    a right code clears the count. An authenticator-app code works once; a recovery code is
+    spent (only where ``recovery`` allows it). Commits.
+    """
+    kind_failed = "sign_in.failed" if purpose == "sign_in" else "reauthentication.failed"
+    if not lockout.reserve_attempt(user.id):  # commits
+        detail = {"reason": "locked", "for": purpose}
+        audit.record(kind_failed, user=user, actor=user, detail=detail)
+        lockout.record_failure(user.id)  # locks (and mails the link) if the count just passed
+        return Factor.LOCKED
+    if mfa.is_totp_code(code):
+        method, ok = "totp", mfa.use_totp(user, code)
+    elif recovery and mfa.is_recovery_code(code):
+        method, ok = "recovery_code", mfa.use_recovery_code(user, code)
+    else:
+        method, ok = "unknown", False
+    if not ok:
+        detail = {"reason": "wrong_code", "method": method, "for": purpose}
+        audit.record(kind_failed, user=user, actor=user, detail=detail)
+        lockout.record_failure(user.id)  # commits
+        db.session.refresh(user)
+        locked = user.locked_until is not None and user.locked_until > utcnow()
+        return Factor.LOCKED if locked else Factor.WRONG
+    if not lockout.record_success(user):  # commits, with the code spent
+        return Factor.LOCKED
+    if purpose == "sign_in":
+        detail = {"method": "password", "second_factor": method}
+        audit.record("sign_in.succeeded", user=user, actor=user, detail=detail)
+    else:
+        detail = {"for": purpose, "method": method}
+        audit.record("reauthentication.succeeded", user=user, actor=user, detail=detail)
+    return Factor.PASSED
 
 
 def confirm_password(user: User, password: str, purpose: str) -> bool:

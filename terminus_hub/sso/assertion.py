@@ -53,6 +53,8 @@ class Expected:
     request_id: str
     requested_at: datetime
     now: datetime
+    # We asked the IdP to check the person again (ForceAuthn, for re-authentication).
+    force_authn: bool = False
 
 
 @dataclass(frozen=True)
@@ -193,6 +195,12 @@ def _authn_statement(assertion: Any, expected: Expected) -> None:
         ends = statement.get("SessionNotOnOrAfter")
         if ends and _time(ends, "SessionNotOnOrAfter") <= expected.now - CLOCK_SKEW:
             raise Refused("the IdP session has ended")
+        if expected.force_authn:
+            # An IdP that ignored ForceAuthn answers from its old session: that proves nothing
+            # new, so it cannot count as confirming it is you.
+            signed_in = _time(statement.get("AuthnInstant"), "AuthnInstant")
+            if signed_in < expected.requested_at - CLOCK_SKEW:
+                raise Refused("the IdP did not sign the person in again (ForceAuthn ignored)")
 
 
 def _email_from_attributes(assertion: Any) -> str | None:

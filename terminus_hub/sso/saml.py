@@ -203,6 +203,7 @@ def start_login(
             next_path=next_path,
             is_test=started_by is not None,
             started_by_id=started_by.id if started_by is not None else None,
+            force_authn=force_authn,
             expires_at=utcnow() + REQUEST_LIFETIME,
         )
     )
@@ -254,6 +255,7 @@ def finish_login(
             request_id=pending.id,
             requested_at=pending.expires_at - REQUEST_LIFETIME,
             now=now,
+            force_authn=pending.force_authn,
         )
         identity = assertion.read(verified, expected)
     except signed.Refused as exc:

@@ -53,6 +53,15 @@
     });
   }
 
+  function wirePrint(root) {
+    root.querySelectorAll("button[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
+  }
+
   document.addEventListener("htmx:afterSwap", function () { wireCopy(document); });
-  document.addEventListener("DOMContentLoaded", function () { wireReveal(document); wireCopy(document); });
+  document.addEventListener("DOMContentLoaded", function () {
+    wireReveal(document); wireCopy(document); wirePrint(document);
+  });
 })();

@@ -1,0 +1,391 @@
+"""Second factors: authenticator apps (TOTP) and recovery codes, and the policy that asks
+owners and admins to use one.
+
+Authenticator-app secrets are stored encrypted (Fernet) under a key derived from
+TERMINUS_MFA_KEY, or from SECRET_KEY when that is unset; recovery codes are stored as a keyed
+hash under a second key derived the same way. A copy of the database alone gives neither the
+codes nor the recovery codes.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+import pyotp
+import segno
+from cryptography.fernet import Fernet
+from cryptography.fernet import InvalidToken
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from flask import current_app
+from sqlalchemy import delete
+from sqlalchemy import func
+from sqlalchemy import or_
+from sqlalchemy import select
+from sqlalchemy import update
+
+from terminus_hub import audit
+from terminus_hub.extensions import affected
+from terminus_hub.extensions import db
+from terminus_hub.models import MANAGER_ROLES
+from terminus_hub.models import Account
+from terminus_hub.models import Membership
+from terminus_hub.models import RecoveryCode
+from terminus_hub.models import TotpFactor
+from terminus_hub.models import User
+from terminus_hub.models import utcnow
+from terminus_hub.outbox import send_email
+
+log = logging.getLogger(__name__)
+
+ISSUER = "Terminus Hub"
+STEP_SECONDS = 30
+DIGITS = 6
+DRIFT_STEPS = 1  # a code of the step before or after the current one is accepted too
+# An enrolment not confirmed within this time starts again with a new secret.
+PENDING_MINUTES = 15
+RECOVERY_CODE_COUNT = 10
+# No 0/o, 1/l/i: the codes are read off paper. 10 characters of 31 are about 49.5 bits.
+_RECOVERY_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"
+_RECOVERY_LENGTH = 10
+_TOTP_CODE = re.compile(rf"[0-9]{{{DIGITS}}}")
+_RECOVERY_CODE = re.compile(rf"[{_RECOVERY_ALPHABET}]{{{_RECOVERY_LENGTH}}}")
+
+POLICY_KEEPS_IT = (
+    "You are an owner or admin of an account that requires a second factor, so you cannot "
+    "remove your last one. Add another first, or ask an owner to change the policy."
+)
+
+
+class MfaError(ValueError):
+    """A second-factor change that cannot be made: the message says why."""
+
+
+# Keys ---------------------------------------------------------------------------------------
+
+
+def _derived_key(purpose: bytes) -> bytes:
+    configured = current_app.config.get("TERMINUS_MFA_KEY") or current_app.config["SECRET_KEY"]
+    material = configured.encode("utf-8") if isinstance(configured, str) else bytes(configured)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=b"terminus-hub " + purpose
+    ).derive(material)
+
+
+def _fernet() -> Fernet:
+    return Fernet(base64.urlsafe_b64encode(_derived_key(b"totp secrets")))
+
+
+def _encrypt(secret: str) -> str:
+    return _fernet().encrypt(secret.encode("ascii")).decode("ascii")
+
+
+def _decrypt(stored: str) -> str | None:
+    try:
+        return _fernet().decrypt(stored.encode("ascii")).decode("ascii")
+    except InvalidToken:
+        # The key changed (SECRET_KEY rotated without TERMINUS_MFA_KEY): no code can match.
+        log.error("an authenticator-app secret cannot be decrypted: was the key changed?")
+        return None
+
+
+# Codes as people type them -------------------------------------------------------------------
+
+
+def normalize(code: str) -> str:
+    """Drop spaces and hyphens and lower the case: "123 456" and "ABCDE-FGHJK" are accepted."""
+    return re.sub(r"[\s-]", "", code).lower()
+
+
+def is_totp_code(code: str) -> bool:
+    """Say whether a normalized code has the shape of an authenticator-app code."""
+    return _TOTP_CODE.fullmatch(code) is not None
+
+
+def is_recovery_code(code: str) -> bool:
+    """Say whether a normalized code has the shape of a recovery code."""
+    return _RECOVERY_CODE.fullmatch(code) is not None
+
+
+# Authenticator apps -------------------------------------------------------------------------
+
+
+def has_second_factor(user: User) -> bool:
+    """Say whether the person signs in with a second factor (no query)."""
+    return user.mfa_enabled_at is not None
+
+
+def _factor_of(user: User) -> TotpFactor | None:
+    return db.session.scalar(select(TotpFactor).where(TotpFactor.user_id == user.id))
+
+
+def confirmed_totp(user: User) -> TotpFactor | None:
+    """Return the person's confirmed authenticator app, or None."""
+    factor = _factor_of(user)
+    return factor if factor is not None and factor.confirmed_at is not None else None
+
+
+@dataclass(frozen=True)
+class Enrolment:
+    """What the enrolment page shows: the secret as text, and the QR code of its URI."""
+
+    secret: str
+    uri: str
+    qr_svg: str
+    started_at: datetime
+
+
+def pending_enrolment(user: User) -> Enrolment:
+    """Return the person's enrolment in progress, starting one (or a fresh one) if needed.
+
+    Two open tabs get the same secret, so confirming either one works; an enrolment left
+    unconfirmed for PENDING_MINUTES starts again. Raises MfaError when an app is already on.
+    The caller commits.
+    """
+    factor = _factor_of(user)
+    if factor is not None and factor.confirmed_at is not None:
+        raise MfaError("An authenticator app is already set up. Remove it first to use another.")
+    now = utcnow()
+    secret = _decrypt(factor.secret) if factor is not None else None
+    if factor is None or secret is None or now - factor.created_at > _pending_window():
+        secret = pyotp.random_base32()
+        if factor is None:
+            factor = TotpFactor(user_id=user.id, secret=_encrypt(secret), created_at=now)
+            db.session.add(factor)
+        else:
+            factor.secret, factor.created_at, factor.last_used_step = _encrypt(secret), now, None
+        db.session.flush()
+    uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
+        name=user.email, issuer_name=ISSUER
+    )
+    qr = segno.make(uri, error="m")
+    svg = qr.svg_inline(scale=4, border=2, dark="#111", light="#fff", title="QR code to scan")
+    return Enrolment(secret=secret, uri=uri, qr_svg=svg, started_at=factor.created_at)
+
+
+def _pending_window() -> timedelta:
+    return timedelta(minutes=PENDING_MINUTES)
+
+
+def _matching_step(secret: str, code: str) -> int | None:
+    """Return the step whose code this is (the current one ±DRIFT_STEPS), or None."""
+    totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
+    current = int(utcnow().timestamp()) // STEP_SECONDS
+    found = None
+    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
+        # Every candidate is compared, matching or not: the time does not say which matched.
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            found = step
+    return found
+
+
+def confirm_enrolment(user: User, code: str) -> bool:
+    """Turn the pending authenticator app on if the code is right; the caller commits.
+
+    Raises MfaError when there is no enrolment in progress (expired, or finished in another
+    tab). The first factor also makes the first recovery codes: see make_recovery_codes.
+    """
+    factor = _factor_of(user)
+    if factor is None or factor.confirmed_at is not None:
+        raise MfaError("There is no authenticator app being set up. Start again.")
+    if utcnow() - factor.created_at > _pending_window():
+        raise MfaError("This setup timed out. Scan the new QR code and enter its code.")
+    secret = _decrypt(factor.secret)
+    step = _matching_step(secret, code) if secret is not None else None
+    if step is None:
+        return False
+    factor.confirmed_at = utcnow()
+    factor.last_used_step = step
+    _factor_added(user)
+    audit.record("mfa.totp_enabled", user=user, actor=user)
+    _notify(user, "totp_enabled")
+    return True
+
+
+def use_totp(user: User, code: str) -> bool:
+    """Accept an authenticator-app code once: a code already used (or an older one) fails.
+
+    One conditional update decides, so two requests racing with one code cannot both pass.
+    """
+    factor = confirmed_totp(user)
+    secret = _decrypt(factor.secret) if factor is not None else None
+    step = _matching_step(secret, code) if secret is not None else None
+    if factor is None or step is None:
+        return False
+    result = db.session.execute(
+        update(TotpFactor)
+        .where(
+            TotpFactor.id == factor.id,
+            TotpFactor.confirmed_at.is_not(None),
+            or_(TotpFactor.last_used_step.is_(None), TotpFactor.last_used_step < step),
+        )
+        .values(last_used_step=step)
+        .execution_options(synchronize_session=False)
+    )
+    return affected(result) == 1
+
+
+def remove_totp(user: User) -> None:
+    """Turn the authenticator app off (refused when the policy needs it); the caller commits."""
+    factor = confirmed_totp(user)
+    if factor is None:
+        raise MfaError("No authenticator app is set up.")
+    if policy_applies_anywhere(user):
+        raise MfaError(POLICY_KEEPS_IT)
+    db.session.delete(factor)
+    _last_factor_removed(user)
+    audit.record("mfa.totp_disabled", user=user, actor=user)
+    _notify(user, "totp_disabled")
+
+
+def _factor_added(user: User) -> None:
+    if user.mfa_enabled_at is None:
+        user.mfa_enabled_at = utcnow()
+
+
+def _last_factor_removed(user: User) -> None:
+    # Recovery codes stand in for a factor; with none left they would be a factor of their own.
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    user.mfa_enabled_at = None
+
+
+# Recovery codes -----------------------------------------------------------------------------
+
+
+def _code_hash(code: str) -> str:
+    return hmac.new(
+        _derived_key(b"recovery codes"), code.encode("ascii"), hashlib.sha256
+    ).hexdigest()
+
+
+def display(code: str) -> str:
+    """Write a recovery code the way it is shown: two groups of five."""
+    return f"{code[:5]}-{code[5:]}"
+
+
+def make_recovery_codes(user: User, first: bool = False) -> list[str]:
+    """Replace the person's recovery codes with RECOVERY_CODE_COUNT new ones; return them.
+
+    Shown once: only their keyed hashes are kept. The caller commits.
+    """
+    if not has_second_factor(user):
+        raise MfaError("Set up a second factor first: recovery codes stand in for it.")
+    db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    codes: list[str] = []
+    while len(codes) < RECOVERY_CODE_COUNT:
+        code = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH))
+        if code not in codes:
+            codes.append(code)
+    db.session.add_all(RecoveryCode(user_id=user.id, code_hash=_code_hash(c)) for c in codes)
+    db.session.flush()
+    audit.record("mfa.recovery_codes_generated", user=user, actor=user)
+    if not first:  # the first set comes with the factor, whose notice says so
+        _notify(user, "recovery_codes_generated")
+    return [display(c) for c in codes]
+
+
+def recovery_codes_left(user: User) -> int:
+    """Count the person's unused recovery codes."""
+    return (
+        db.session.scalar(
+            select(func.count())
+            .select_from(RecoveryCode)
+            .where(RecoveryCode.user_id == user.id, RecoveryCode.used_at.is_(None))
+        )
+        or 0
+    )
+
+
+def use_recovery_code(user: User, code: str) -> bool:
+    """Spend one recovery code: one conditional update, so a code used twice at once wins once."""
+    result = db.session.execute(
+        update(RecoveryCode)
+        .where(
+            RecoveryCode.user_id == user.id,
+            RecoveryCode.code_hash == _code_hash(code),
+            RecoveryCode.used_at.is_(None),
+        )
+        .values(used_at=utcnow())
+        .execution_options(synchronize_session=False)
+    )
+    if affected(result) != 1:
+        return False
+    left = recovery_codes_left(user)
+    audit.record("mfa.recovery_code_used", user=user, actor=user, detail={"left": left})
+    _notify(user, "recovery_code_used", left=left)
+    return True
+
+
+# The policy ---------------------------------------------------------------------------------
+
+
+def policy_on(account: Account) -> bool:
+    """Say whether the owners and admins of this account must use a second factor."""
+    return bool(current_app.config["TERMINUS_REQUIRE_MFA_FOR_MANAGERS"]) or (
+        account.require_mfa_for_managers
+    )
+
+
+def must_enrol(user: User, account: Account, role: str) -> bool:
+    """Say whether this person must set up a second factor before using this account."""
+    return role in MANAGER_ROLES and not has_second_factor(user) and policy_on(account)
+
+
+def policy_applies_anywhere(user: User) -> bool:
+    """Say whether any account the person manages requires a second factor of them."""
+    query = (
+        select(Account.id)
+        .join(Membership, Membership.account_id == Account.id)
+        .where(Membership.user_id == user.id, Membership.role.in_(MANAGER_ROLES))
+    )
+    if not current_app.config["TERMINUS_REQUIRE_MFA_FOR_MANAGERS"]:
+        query = query.where(Account.require_mfa_for_managers.is_(True))
+    return db.session.scalar(query.limit(1)) is not None
+
+
+def set_policy(account: Account, owner: User, required: bool) -> None:
+    """Switch the account's policy; an owner turning it on must have a second factor first.
+
+    The caller commits.
+    """
+    if required and not has_second_factor(owner):
+        raise MfaError(
+            "Set up your own second factor first: the policy would lock you out of this page."
+        )
+    if account.require_mfa_for_managers != required:
+        account.require_mfa_for_managers = required
+        audit.record(
+            "account.mfa_policy_changed",
+            account=account,
+            actor=owner,
+            detail={"required": required},
+        )
+
+
+# The operator's way back in -----------------------------------------------------------------
+
+
+def reset(user: User) -> bool:
+    """Remove every second factor of a person (they lost their phone and codes).
+
+    Returns False when there was nothing to remove. The caller commits.
+    """
+    removed = db.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
+    had = has_second_factor(user) or affected(removed) > 0
+    _last_factor_removed(user)
+    if had:
+        audit.record("mfa.reset", user=user, detail={"by": "operator"})
+        _notify(user, "reset")
+    return had
+
+
+def _notify(user: User, change: str, **context: object) -> None:
+    send_email(user.email, "second_factor_changed", user=user, change=change, **context)
