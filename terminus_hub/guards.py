@@ -60,7 +60,8 @@ def member_account_or_404(user: User, slug: str) -> tuple[Account, Membership]:
     if enrolment_required(user, account, membership):
         # The account asks its owners and admins for a second factor: set one up first.
         flash(ENROL_FIRST, "info")
-        abort(htmx.redirect_to(url_for("accounts.totp_page", next=request.path)))
+        back = request.path if request.method == "GET" else url_for("accounts.home", slug=slug)
+        abort(htmx.redirect_to(url_for("accounts.totp_page", next=back)))
     return account, membership
 
 

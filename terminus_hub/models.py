@@ -404,6 +404,8 @@ class TotpFactor(Model):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("tot"))
     user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     secret: Mapped[str] = mapped_column(Text)
+    # While pending: the session that was shown the secret, the only one that may confirm it.
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("sessions.id", ondelete="SET NULL"))
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The 30-second step of the last code accepted: a code is never accepted twice.
     last_used_step: Mapped[int | None] = mapped_column(Integer)

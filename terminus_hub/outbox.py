@@ -13,6 +13,7 @@ from flask import g
 from flask import has_request_context
 from flask import render_template
 from flask_mail import Message
+from sqlalchemy import func
 from sqlalchemy import or_
 from sqlalchemy import select
 from sqlalchemy import update
@@ -58,6 +59,22 @@ def send_email(to: str, template: str, **context: Any) -> OutboxMessage:
     if has_request_context():
         g.setdefault("outbox_ids", []).append(message.id)
     return message
+
+
+def may_mail(email: str, template: str) -> bool:
+    """Say whether another mail of this kind may go to this address now (a silent limit)."""
+    config = current_app.config
+    since = utcnow() - timedelta(hours=1)
+    sent: int = db.session.execute(
+        select(func.count())
+        .select_from(OutboxMessage)
+        .where(
+            OutboxMessage.recipient == email,
+            OutboxMessage.template == template,
+            OutboxMessage.created_at >= since,
+        )
+    ).scalar_one()
+    return sent < int(config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"])
 
 
 def init_app(app: Flask) -> None:

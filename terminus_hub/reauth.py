@@ -34,14 +34,22 @@ REQUIRED = "Confirm it is you: sign in again (with your password) to do this."
 KEPT_FORM = "reauth_form"
 
 
+def window() -> timedelta:
+    """How recently a sensitive action needs the person to have proved who they are."""
+    return timedelta(minutes=current_app.config["TERMINUS_REAUTH_MINUTES"])
+
+
 def is_recent() -> bool:
-    """Say whether this request's session proved its person within TERMINUS_REAUTH_MINUTES."""
+    """Say whether this request's session proved its person within TERMINUS_REAUTH_MINUTES.
+
+    A password sign-in proves it at the session's start; an IdP's sign-in when the IdP checked
+    the person (which may be earlier: the session row says so); /reauth when it passed.
+    """
     row = user_sessions.current_session()
     if row is None:
         return False
-    proved = max(row.created_at, row.reauthenticated_at or row.created_at)
-    window = timedelta(minutes=current_app.config["TERMINUS_REAUTH_MINUTES"])
-    return utcnow() - proved <= window
+    proved = row.reauthenticated_at or row.created_at
+    return utcnow() - proved <= window()
 
 
 def mark() -> None:

@@ -19,6 +19,7 @@ from terminus_hub.auth import mfa_views as sign_in_views
 from terminus_hub.core import mfa
 from terminus_hub.core import signin
 from terminus_hub.extensions import db
+from terminus_hub.models import Account
 from terminus_hub.models import AuditEvent
 from terminus_hub.models import RecoveryCode
 from terminus_hub.models import TotpFactor
@@ -165,11 +166,31 @@ def test_two_tabs_enrol_one_secret_and_an_abandoned_one_starts_again(
     assert first and second and first.group(1) == second.group(1)
 
     with freeze_time(utcnow() + timedelta(minutes=mfa.PENDING_MINUTES, seconds=5)):
-        factories.sign_in(client, user.email)  # a fresh proof; the setup itself has expired
+        # A fresh proof in the same session; the setup itself has expired.
+        assert client.post("/reauth", data={"password": user.password}).status_code == 303
         late = client.post("/settings/mfa/totp", data={"code": code_at(first.group(1))})
         assert late.status_code == 422 and "timed out" in late.get_data(as_text=True)
         renewed = SECRET_FIELD.search(late.get_data(as_text=True))
         assert renewed and renewed.group(1) != first.group(1)
+    with app.app_context():
+        assert db.session.get_one(User, user.id).mfa_enabled_at is None
+
+
+def test_a_secret_is_confirmed_only_by_the_session_it_was_shown_to(
+    app: Flask, user: Person
+) -> None:
+    """A copied session cookie (or another browser) viewing the page gets its own secret, and
+    the secret it saw before the person's own visit no longer confirms anything."""
+    person = signed_in(app, user)
+    other = signed_in(app, user)
+    seen = SECRET_FIELD.search(other.get("/settings/mfa/totp").get_data(as_text=True))
+    shown = SECRET_FIELD.search(person.get("/settings/mfa/totp").get_data(as_text=True))
+    assert seen and shown and seen.group(1) != shown.group(1)
+    late = other.post("/settings/mfa/totp", data={"code": code_at(seen.group(1))})
+    assert late.status_code == 422 and "no longer in progress" in late.get_data(as_text=True)
+    assert (
+        person.post("/settings/mfa/totp", data={"code": code_at(seen.group(1))}).status_code == 422
+    )
     with app.app_context():
         assert db.session.get_one(User, user.id).mfa_enabled_at is None
 
@@ -179,6 +200,7 @@ def test_the_enrolment_page_itself_needs_a_recent_proof(app: Flask, user: Person
     with freeze_time(utcnow() + timedelta(minutes=11)):
         page = client.get("/settings/mfa/totp")
         assert page.status_code == 303 and page.location == "/reauth?next=/settings/mfa/totp"
+        assert client.head("/settings/mfa/totp").status_code == 303
         posted = client.post("/settings/mfa/totp", data={"code": "123456"})
         assert posted.status_code == 303 and posted.location.startswith("/reauth")
     with app.app_context():
@@ -209,8 +231,11 @@ def test_a_right_password_leads_to_the_code_step_and_nothing_is_signed_in_yet(
     assert kinds(app, user)[-2:] == ["sign_in.second_factor_required", "sign_in.succeeded"]
     with app.app_context():
         event = db.session.scalars(
-            select(AuditEvent).where(AuditEvent.kind == "sign_in.succeeded")
-        ).all()[-1]
+            select(AuditEvent)
+            .where(AuditEvent.kind == "sign_in.succeeded")
+            .order_by(AuditEvent.created_at.desc())
+        ).first()
+        assert event is not None
         assert event.detail == {"method": "password", "second_factor": "totp"}
 
 
@@ -245,31 +270,65 @@ def test_wrong_codes_count_toward_the_lockout_and_a_right_password_does_not_clea
 ) -> None:
     enrolled(app, user)
     client = app.test_client()
-    password_step(client, user)  # attempt 1
-    assert client.post("/sign_in/mfa", data={"code": "000001"}).status_code == 422  # 2
-    password_step(client, user)  # 3: the right password again does not reset the count
-    assert failed_attempts(app, user) == 3
-    assert client.post("/sign_in/mfa", data={"code": "000002"}).status_code == 422  # 4
-    password_step(client, user)  # 5
-    locked = client.post("/sign_in/mfa", data={"code": "000003"})  # 6: over the threshold
+    for wrong in range(4):
+        assert password_step(client, user).location == "/sign_in/mfa"  # costs no attempt
+        assert client.post("/sign_in/mfa", data={"code": f"00000{wrong}"}).status_code == 422
+        assert failed_attempts(app, user) == wrong + 1  # and clears none
+    password_step(client, user)
+    locked = client.post("/sign_in/mfa", data={"code": "000009"})  # the fifth wrong code
     assert locked.status_code == 403 and signin.LOCKED_AT_CODE in locked.get_data(as_text=True)
     assert sessions_of(app, user) == 0
-    assert any(m.template == "unlock" for m in outbox.messages(user.email))
-    # Locked: even the right code does not pass.
-    password_step(client, user)
+    unlock = [m for m in outbox.messages(user.email) if m.template == "unlock"]
+    assert len(unlock) == 1 and "Your password was entered correctly" in unlock[0].text_body
+    # Locked: the password step refuses, and the code step is gone.
+    assert password_step(client, user).status_code == 422
     assert redirected(client.get("/sign_in/mfa"), "/sign_in")
 
 
-def test_the_code_locks_at_the_threshold_with_the_unlock_mail(app: Flask, user: Person) -> None:
+def test_the_code_locks_at_the_threshold(app: Flask, user: Person) -> None:
     enrolled(app, user)
     client = app.test_client()
     password_step(client, user)
     statuses = [
         client.post("/sign_in/mfa", data={"code": f"00000{n}"}).status_code for n in range(5)
     ]
-    assert statuses == [422, 422, 422, 403, 303]  # then the step is over
+    assert statuses == [422, 422, 422, 422, 403]
     with app.app_context():
         assert db.session.get_one(User, user.id).locked_until is not None
+
+
+def test_the_right_password_on_the_last_try_still_leaves_the_code_its_attempt(
+    app: Flask, user: Person
+) -> None:
+    secret, _ = enrolled(app, user)
+    client = app.test_client()
+    for _ in range(4):
+        wrong = client.post("/sign_in/password", data={"email": user.email, "password": "no"})
+        assert wrong.status_code == 422
+    assert password_step(client, user).location == "/sign_in/mfa"
+    assert client.post("/sign_in/mfa", data={"code": code_at(secret)}).status_code == 303
+    assert failed_attempts(app, user) == 0
+
+
+def test_unlock_mail_is_capped_per_address_like_recovery_mail(
+    app: Flask, user: Person, outbox: Outbox
+) -> None:
+    enrolled(app, user)
+    client = app.test_client()
+    for _ in range(5):  # lock, unlock by link, lock again…
+        password_step(client, user)
+        for n in range(5):
+            client.post("/sign_in/mfa", data={"code": f"00000{n}"})
+        unlock = [m for m in outbox.messages(user.email) if m.template == "unlock"]
+        if len(unlock) < app.config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"]:
+            assert client.post(outbox.last_link(user.email)).status_code == 303
+        else:
+            with app.app_context():  # the lock runs out instead
+                db.session.get_one(User, user.id).locked_until = utcnow()
+                db.session.commit()
+    unlock = [m for m in outbox.messages(user.email) if m.template == "unlock"]
+    assert len(unlock) == app.config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"] == 3
+    assert kinds(app, user).count("account.locked") == 5
 
 
 def test_a_malformed_code_is_explained_and_not_counted(app: Flask, user: Person) -> None:
@@ -282,7 +341,7 @@ def test_a_malformed_code_is_explained_and_not_counted(app: Flask, user: Person)
         text = response.get_data(as_text=True)
         assert signin.MALFORMED_CODE in text or "Enter the code" in text
         assert code.strip() == "" or f'value="{code}"' not in text
-    assert failed_attempts(app, user) == 1  # the password step only
+    assert failed_attempts(app, user) == 0
 
 
 def test_the_step_expires_after_five_minutes(app: Flask, user: Person) -> None:
@@ -523,3 +582,28 @@ def test_the_installation_can_require_it_of_every_owner(app: Flask, user: Person
     assert "Required by this Terminus Hub installation" in client.get(
         f"/a/{user.account_slug}/settings"
     ).get_data(as_text=True)
+
+
+def test_an_unfinished_setup_is_not_a_factor_to_reset(
+    app: Flask, runner, user: Person, outbox: Outbox
+) -> None:
+    client = signed_in(app, user)
+    assert client.get("/settings/mfa/totp").status_code == 200  # started, never finished
+    mails = len(outbox.messages(user.email))
+    result = runner.invoke(args=["users", "reset-mfa", user.email])
+    assert result.exit_code == 0 and "nothing changed" in result.output
+    assert len(outbox.messages(user.email)) == mails
+    with app.app_context():
+        assert db.session.scalar(select(func.count()).select_from(TotpFactor)) == 0
+
+
+def test_a_blocked_form_post_returns_to_the_account_home_after_enrolment(
+    app: Flask, user: Person
+) -> None:
+    admin = _admin_of(app, user)
+    with app.app_context():
+        db.session.scalars(select(Account)).one().require_mfa_for_managers = True
+        db.session.commit()
+    client = signed_in(app, admin)
+    blocked = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "x"})
+    assert redirected(blocked, f"/settings/mfa/totp?next=/a/{user.account_slug}/")

@@ -180,6 +180,25 @@ def test_an_idp_that_ignores_force_authn_does_not_confirm_it_is_you(
     assert sso.post(plain, client=other).status_code == 303
 
 
+def test_a_sign_in_from_an_old_idp_session_is_not_a_recent_proof(
+    app: Flask, client: FlaskClient, signer
+) -> None:
+    """Instead of the ForceAuthn path, start an ordinary SSO sign-in: the IdP answers from its
+    session of an hour ago. The new session counts from then, so the action still asks."""
+    sso = make_sso(app, client, signer)
+    person = f"vic@{DOMAIN}"
+    factories.make_user(app, email=person)
+    factories.make_membership(app, sso.slug, person, "admin")
+    old = sso.respond(sso.start(), person, edit=_from_an_old_idp_session)
+    assert sso.post(old).status_code == 303
+    made = client.post(f"/a/{sso.slug}/api_keys", data={"name": "x"})
+    assert made.status_code == 303 and made.location.startswith("/reauth")
+    assert _keys(app) == 0
+    fresh = app.test_client()
+    assert sso.post(sso.respond(sso.start(fresh), person), client=fresh).status_code == 303
+    assert fresh.post(f"/a/{sso.slug}/api_keys", data={"name": "x"}).status_code == 201
+
+
 def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
     app: Flask, client: FlaskClient, user
 ) -> None:

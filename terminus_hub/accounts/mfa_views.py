@@ -14,6 +14,7 @@ from werkzeug.wrappers import Response
 
 from terminus_hub import limits
 from terminus_hub import reauth
+from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.settings_views import uses_password
 from terminus_hub.core import mfa
@@ -34,6 +35,35 @@ SSO_HANDLES_IT = (
     "You sign in through your organisation’s identity provider, which looks after your second "
     "factor."
 )
+SIGN_IN_WITH_PASSWORD = (
+    "You signed in through an organisation’s identity provider. To change your second factor, "
+    "sign out and sign in with your password and your current second factor."
+)
+
+
+def _refusal(user: User) -> str | None:
+    """Say why this session may not change the person's second factors, or None.
+
+    A session from an account's identity provider is that IdP's word only: it must not
+    change how the person proves themselves everywhere else.
+    """
+    if not uses_password(user):
+        return SSO_HANDLES_IT
+    row = user_sessions.current_session()
+    if row is None or row.sso_account_id is not None:
+        return SIGN_IN_WITH_PASSWORD
+    return None
+
+
+def _refused_action() -> Response | None:
+    """Back to the settings page when this session may not act (or the form is stale)."""
+    refused = _refusal(current_user)
+    if refused is not None:
+        flash(refused, "error")
+        return _settings()
+    if not EmptyForm().validate_on_submit():
+        return _settings()
+    return None
 
 
 def _settings(anchor: str = "second-factor") -> Response:
@@ -47,10 +77,12 @@ def _settings(anchor: str = "second-factor") -> Response:
 def totp_page() -> Response:
     """Show the secret and its QR code; a right code from the app turns it on."""
     user: User = current_user
-    if not uses_password(user):
-        flash(SSO_HANDLES_IT, "info")
+    refused = _refusal(user)
+    row = user_sessions.current_session()
+    if refused is not None or row is None:
+        flash(refused or SIGN_IN_WITH_PASSWORD, "info")
         return _settings()
-    if request.method == "GET" and not reauth.is_recent():
+    if request.method != "POST" and not reauth.is_recent():
         # Even the page asks first: it shows a secret that a session thief must not copy.
         return redirect(url_for("auth.reauth_page", next=request.full_path.rstrip("?")), 303)
     form = CodeForm(formdata=request.form if request.method == "POST" else None)
@@ -61,7 +93,7 @@ def totp_page() -> Response:
         try:
             if not mfa.is_totp_code(code):
                 form.code.errors = [NOT_A_CODE]
-            elif mfa.confirm_enrolment(user, code):
+            elif mfa.confirm_enrolment(user, row, code):
                 codes = mfa.make_recovery_codes(user, first=True)
                 db.session.commit()
                 return _codes_page(codes, first=True, next_path=safe_next(form.next.data))
@@ -70,7 +102,7 @@ def totp_page() -> Response:
         except mfa.MfaError as exc:
             form.code.errors = [str(exc)]
     try:
-        enrolment = mfa.pending_enrolment(user)
+        enrolment = mfa.pending_enrolment(user, row)
     except mfa.MfaError as exc:  # already on (perhaps from another tab)
         flash(str(exc), "info")
         return _settings()
@@ -85,9 +117,9 @@ def totp_page() -> Response:
 @login_required
 @reauth.required
 def disable_totp() -> Response:
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        return _settings()
+    stopped = _refused_action()
+    if stopped is not None:
+        return stopped
     try:
         mfa.remove_totp(current_user)
     except mfa.MfaError as exc:
@@ -104,9 +136,9 @@ def disable_totp() -> Response:
 @reauth.required
 def new_recovery_codes() -> Response:
     """Make ten new recovery codes, shown once; the old ones stop working."""
-    form = EmptyForm()
-    if not form.validate_on_submit():
-        return _settings()
+    stopped = _refused_action()
+    if stopped is not None:
+        return stopped
     try:
         codes = mfa.make_recovery_codes(current_user)
     except mfa.MfaError as exc:

@@ -24,7 +24,6 @@ from terminus_hub.auth.blueprint import bp
 from terminus_hub.core import routing
 from terminus_hub.core import signin
 from terminus_hub.core import signup
-from terminus_hub.core.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmailForm
 from terminus_hub.forms import EmptyForm
@@ -32,6 +31,7 @@ from terminus_hub.forms import PasswordSignInForm
 from terminus_hub.forms import ResendForm
 from terminus_hub.forms import SignUpForm
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import may_mail
 from terminus_hub.redirects import safe_next
 
 security_log = logging.getLogger("terminus_hub.security")

@@ -25,6 +25,7 @@ from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import may_mail
 from terminus_hub.outbox import send_email
 
 
@@ -65,11 +66,26 @@ def reserve_attempt(user_id: str | None) -> bool:
     return not locked and row.failed_attempts <= _max_attempts()
 
 
-def record_failure(user_id: str | None) -> None:
+def release_attempt(user_id: str) -> None:
+    """Give back the attempt a right password reserved when a second-factor code comes next.
+
+    The count is not cleared (only a finished sign-in clears it), so wrong codes add up
+    however often the password is entered again; but the right password itself costs no
+    attempt, so it never leaves the code step without one.
+    """
+    db.session.execute(
+        update(User)
+        .where(User.id == user_id, User.failed_attempts > 0)
+        .values(failed_attempts=User.failed_attempts - 1)
+    )
+
+
+def record_failure(user_id: str | None, at_code: bool = False) -> None:
     """Lock the user once the count reaches the threshold, mailing the unlock link once.
 
-    For ``None`` (an unknown address) and a person already locked, the same update runs and
-    matches nothing.
+    ``at_code``: the failure was a second-factor code, after a right password: the mail says
+    the password is known. For ``None`` (an unknown address) and a person already locked, the
+    same update runs and matches nothing.
     """
     now = utcnow()
     minutes = current_app.config["TERMINUS_LOCKOUT_MINUTES"]
@@ -86,8 +102,13 @@ def record_failure(user_id: str | None) -> None:
     if user is not None:
         metrics.LOCKOUTS.inc()
         db.session.refresh(user)
-        send_unlock_email(user)
-        audit.record("account.locked", user=user, detail={"minutes": minutes})
+        # Capped per address like recovery mail: each unlock link buys a few more guesses.
+        if may_mail(user.email, "unlock"):
+            send_unlock_email(user, at_code=at_code)
+        detail: dict[str, object] = {"minutes": minutes}
+        if at_code:
+            detail["at_code"] = True
+        audit.record("account.locked", user=user, detail=detail)
     db.session.commit()  # deliberate: the lock must hold for parallel attempts at once
 
 
@@ -108,8 +129,9 @@ def record_success(user: User) -> bool:
     return affected(result) == 1
 
 
-def send_unlock_email(user: User) -> None:
-    """Mail the link that clears this lock."""
+def send_unlock_email(user: User, at_code: bool = False) -> None:
+    """Mail the link that clears this lock (``at_code``: the password was right, the codes
+    were not)."""
     url = links.external_url("auth.unlock", token=links.make_token("unlock", user))
     reset_url = links.external_url("auth.forgot_password")
     send_email(
@@ -119,6 +141,7 @@ def send_unlock_email(user: User) -> None:
         url=url,
         reset_url=reset_url,
         minutes=current_app.config["TERMINUS_LOCKOUT_MINUTES"],
+        at_code=at_code,
     )
 
 

@@ -41,6 +41,7 @@ from terminus_hub.models import Membership
 from terminus_hub.models import RecoveryCode
 from terminus_hub.models import TotpFactor
 from terminus_hub.models import User
+from terminus_hub.models import UserSession
 from terminus_hub.models import utcnow
 from terminus_hub.outbox import send_email
 
@@ -143,25 +144,33 @@ class Enrolment:
     started_at: datetime
 
 
-def pending_enrolment(user: User) -> Enrolment:
-    """Return the person's enrolment in progress, starting one (or a fresh one) if needed.
+def pending_enrolment(user: User, session: UserSession) -> Enrolment:
+    """Return the person's enrolment in progress in this session, starting one if needed.
 
-    Two open tabs get the same secret, so confirming either one works; an enrolment left
-    unconfirmed for PENDING_MINUTES starts again. Raises MfaError when an app is already on.
-    The caller commits.
+    Two tabs of one browser get the same secret, so confirming either one works. Another
+    session (another browser, or a copied cookie) gets a new secret, which replaces the one
+    shown before: a secret is confirmed only by the session it was shown to. An enrolment
+    left unconfirmed for PENDING_MINUTES starts again. Raises MfaError when an app is already
+    on. The caller commits.
     """
     factor = _factor_of(user)
     if factor is not None and factor.confirmed_at is not None:
         raise MfaError("An authenticator app is already set up. Remove it first to use another.")
     now = utcnow()
     secret = _decrypt(factor.secret) if factor is not None else None
-    if factor is None or secret is None or now - factor.created_at > _pending_window():
+    if (
+        factor is None
+        or secret is None
+        or factor.session_id != session.id
+        or now - factor.created_at > _pending_window()
+    ):
         secret = pyotp.random_base32()
         if factor is None:
             factor = TotpFactor(user_id=user.id, secret=_encrypt(secret), created_at=now)
             db.session.add(factor)
         else:
             factor.secret, factor.created_at, factor.last_used_step = _encrypt(secret), now, None
+        factor.session_id = session.id
         db.session.flush()
     uri = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS).provisioning_uri(
         name=user.email, issuer_name=ISSUER
@@ -187,15 +196,16 @@ def _matching_step(secret: str, code: str) -> int | None:
     return found
 
 
-def confirm_enrolment(user: User, code: str) -> bool:
+def confirm_enrolment(user: User, session: UserSession, code: str) -> bool:
     """Turn the pending authenticator app on if the code is right; the caller commits.
 
-    Raises MfaError when there is no enrolment in progress (expired, or finished in another
-    tab). The first factor also makes the first recovery codes: see make_recovery_codes.
+    Raises MfaError when there is no enrolment in progress in this session (expired, finished
+    in another tab, or replaced by one started elsewhere). The first factor also makes the
+    first recovery codes: see make_recovery_codes.
     """
     factor = _factor_of(user)
-    if factor is None or factor.confirmed_at is not None:
-        raise MfaError("There is no authenticator app being set up. Start again.")
+    if factor is None or factor.confirmed_at is not None or factor.session_id != session.id:
+        raise MfaError("This setup is no longer in progress. Scan the new QR code below.")
     if utcnow() - factor.created_at > _pending_window():
         raise MfaError("This setup timed out. Scan the new QR code and enter its code.")
     secret = _decrypt(factor.secret)
@@ -204,6 +214,7 @@ def confirm_enrolment(user: User, code: str) -> bool:
         return False
     factor.confirmed_at = utcnow()
     factor.last_used_step = step
+    factor.session_id = None  # the factor outlives the session that set it up
     _factor_added(user)
     audit.record("mfa.totp_enabled", user=user, actor=user)
     _notify(user, "totp_enabled")
@@ -378,8 +389,8 @@ def reset(user: User) -> bool:
 
     Returns False when there was nothing to remove. The caller commits.
     """
-    removed = db.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
-    had = has_second_factor(user) or affected(removed) > 0
+    had = has_second_factor(user)  # a setup never finished is not a factor
+    db.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
     _last_factor_removed(user)
     if had:
         audit.record("mfa.reset", user=user, detail={"by": "operator"})

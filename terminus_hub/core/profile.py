@@ -7,13 +7,13 @@ from flask import current_app
 from terminus_hub import audit
 from terminus_hub import links
 from terminus_hub import user_sessions
-from terminus_hub.core.recovery import may_mail
 from terminus_hub.core.routing import password_blocked_by_sso
 from terminus_hub.core.signin import find_user
 from terminus_hub.core.sso_connections import connection_for_email
 from terminus_hub.core.sso_connections import email_domain
 from terminus_hub.models import User
 from terminus_hub.models import utcnow
+from terminus_hub.outbox import may_mail
 from terminus_hub.outbox import send_email
 from terminus_hub.passwords import hash_password
 

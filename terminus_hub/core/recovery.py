@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from flask import current_app
-from sqlalchemy import func
-from sqlalchemy import select
 from sqlalchemy import update
 
 from terminus_hub import audit
@@ -16,9 +12,8 @@ from terminus_hub.core import lockout
 from terminus_hub.core.proof import address_proved
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
-from terminus_hub.models import OutboxMessage
 from terminus_hub.models import User
-from terminus_hub.models import utcnow
+from terminus_hub.outbox import may_mail
 from terminus_hub.outbox import send_email
 from terminus_hub.passwords import hash_password
 
@@ -27,22 +22,6 @@ FORGOT_SENT = (
     "The link works for {minutes} minutes."
 )
 PASSWORD_CHANGED = "Your password is changed and every other session is signed out. Sign in now."
-
-
-def may_mail(email: str, template: str) -> bool:
-    """Say whether another mail of this kind may go to this address now (a silent limit)."""
-    config = current_app.config
-    since = utcnow() - timedelta(hours=1)
-    sent: int = db.session.execute(
-        select(func.count())
-        .select_from(OutboxMessage)
-        .where(
-            OutboxMessage.recipient == email,
-            OutboxMessage.template == template,
-            OutboxMessage.created_at >= since,
-        )
-    ).scalar_one()
-    return sent < int(config["TERMINUS_MAILS_PER_ADDRESS_PER_HOUR"])
 
 
 def request_reset(user: User | None) -> None:

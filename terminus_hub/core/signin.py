@@ -96,7 +96,9 @@ def authenticate(email: str, password: str) -> Result:
         outcome, reason = Outcome.SIGNED_IN, ""
     if outcome is Outcome.SECOND_FACTOR:
         # The count is not cleared by the password: it clears when the code passes. Otherwise
-        # someone holding the password could enter it again after every few wrong codes.
+        # someone holding the password could enter it again after every few wrong codes. The
+        # right password gives back only its own attempt, so the code step always has one.
+        lockout.release_attempt(user.id)
         _complete(attempt, reason)
         if attempt is not None:
             attempt.kind = "sign_in.second_factor_required"
@@ -168,7 +170,9 @@ def check_second_factor(user: User, code: str, purpose: str, recovery: bool = Tr
     if not lockout.reserve_attempt(user.id):  # commits
         detail = {"reason": "locked", "for": purpose}
         audit.record(kind_failed, user=user, actor=user, detail=detail)
-        lockout.record_failure(user.id)  # locks (and mails the link) if the count just passed
+        lockout.record_failure(
+            user.id, at_code=purpose == "sign_in"
+        )  # locks (and mails) if the count just passed
         return Factor.LOCKED
     if mfa.is_totp_code(code):
         method, ok = "totp", mfa.use_totp(user, code)
@@ -179,7 +183,7 @@ def check_second_factor(user: User, code: str, purpose: str, recovery: bool = Tr
     if not ok:
         detail = {"reason": "wrong_code", "method": method, "for": purpose}
         audit.record(kind_failed, user=user, actor=user, detail=detail)
-        lockout.record_failure(user.id)  # commits
+        lockout.record_failure(user.id, at_code=purpose == "sign_in")  # commits
         db.session.refresh(user)
         locked = user.locked_until is not None and user.locked_until > utcnow()
         return Factor.LOCKED if locked else Factor.WRONG

@@ -7,9 +7,9 @@ from sqlalchemy.exc import IntegrityError
 
 from terminus_hub import links
 from terminus_hub.core.membership import create_account
-from terminus_hub.core.recovery import may_mail
 from terminus_hub.extensions import db
 from terminus_hub.models import User
+from terminus_hub.outbox import may_mail
 from terminus_hub.outbox import send_email
 from terminus_hub.passwords import hash_password
 

@@ -64,6 +64,8 @@ class Identity:
     email: str
     assertion_id: str
     remember_until: datetime
+    # When the IdP last checked the person (AuthnInstant), not when it answered.
+    authenticated_at: datetime | None = None
 
 
 def read(verified: Verified, expected: Expected) -> Identity:
@@ -80,14 +82,19 @@ def read(verified: Verified, expected: Expected) -> Identity:
     subject = _one(assertion, "Subject", required=True)
     confirmed_until = _bearer_confirmation(subject, expected)
     valid_until = _conditions(_one(assertion, "Conditions", required=True), expected)
-    _authn_statement(assertion, expected)
+    authenticated_at = _authn_statement(assertion, expected)
     until = min(valid_until or confirmed_until, confirmed_until, issued + MAX_LIFETIME)
     if expected.now >= until + CLOCK_SKEW:
         raise Refused("the assertion has expired")
     email = asserted_email(subject, assertion)
     if email is None:
         raise Refused("no email in the assertion")
-    return Identity(email=email, assertion_id=assertion_id, remember_until=until + CLOCK_SKEW)
+    return Identity(
+        email=email,
+        assertion_id=assertion_id,
+        remember_until=until + CLOCK_SKEW,
+        authenticated_at=authenticated_at,
+    )
 
 
 def asserted_email(subject: Any, assertion: Any) -> str | None:
@@ -187,20 +194,27 @@ def _conditions(conditions: Any, expected: Expected) -> datetime | None:
     return until
 
 
-def _authn_statement(assertion: Any, expected: Expected) -> None:
+def _authn_statement(assertion: Any, expected: Expected) -> datetime | None:
+    """Check the AuthnStatements; return when the IdP last signed the person in (None when it
+    does not say, which a re-authentication refuses)."""
     statements = assertion.findall(f"{{{SAML}}}AuthnStatement")
     if not statements:
         raise Refused("the assertion has no AuthnStatement")
+    latest = None
     for statement in statements:
         ends = statement.get("SessionNotOnOrAfter")
         if ends and _time(ends, "SessionNotOnOrAfter") <= expected.now - CLOCK_SKEW:
             raise Refused("the IdP session has ended")
-        if expected.force_authn:
-            # An IdP that ignored ForceAuthn answers from its old session: that proves nothing
-            # new, so it cannot count as confirming it is you.
-            signed_in = _time(statement.get("AuthnInstant"), "AuthnInstant")
-            if signed_in < expected.requested_at - CLOCK_SKEW:
-                raise Refused("the IdP did not sign the person in again (ForceAuthn ignored)")
+        instant = statement.get("AuthnInstant")
+        signed_in = _time(instant, "AuthnInstant") if instant or expected.force_authn else None
+        if signed_in is not None:
+            latest = signed_in if latest is None else max(latest, signed_in)
+        # An IdP that ignored ForceAuthn answers from its old session: that proves nothing new,
+        # so it cannot count as confirming it is you.
+        too_old = signed_in is not None and signed_in < expected.requested_at - CLOCK_SKEW
+        if expected.force_authn and too_old:
+            raise Refused("the IdP did not sign the person in again (ForceAuthn ignored)")
+    return min(latest, expected.now) if latest is not None else None
 
 
 def _email_from_attributes(assertion: Any) -> str | None:

@@ -84,6 +84,8 @@ class Asserted:
     next_path: str | None
     is_test: bool
     started_by_id: str | None
+    # When the IdP last checked the person (AuthnInstant); None when it did not say.
+    authenticated_at: datetime | None = None
 
 
 def _base_url() -> str:
@@ -279,6 +281,7 @@ def finish_login(
         next_path=pending.next_path,
         is_test=pending.is_test,
         started_by_id=pending.started_by_id,
+        authenticated_at=identity.authenticated_at,
     )
 
 

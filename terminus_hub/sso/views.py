@@ -35,6 +35,7 @@ from terminus_hub.core.sso_connections import connection_of
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmptyForm
+from terminus_hub.guards import enrolment_required
 from terminus_hub.guards import member_account_or_404
 from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import MANAGER_ROLES
@@ -152,7 +153,11 @@ def _manages(account: Account) -> bool:
     if not current_user.is_authenticated or not within_scope([account]):
         return False
     membership = membership_of(current_user, account)
-    return membership is not None and membership.role in MANAGER_ROLES
+    if membership is None or membership.role not in MANAGER_ROLES:
+        return False
+    # An owner or admin the account's policy sends to enrol first may not start a test sign-in
+    # either: its session would come from the IdP, which the policy does not ask.
+    return not enrolment_required(current_user, account, membership)
 
 
 @bp.post("/sso/<slug>/acs")
@@ -189,6 +194,9 @@ def acs(slug: str) -> Response:
     target = safe_next(asserted.next_path) or url_for("accounts.home", slug=account.slug)
     row = user_sessions.start(user)  # clears the pre-sign-in session, so flash only after it
     row.sso_account_id = account.id
+    # The person proved who they are when the IdP checked them, which may be long before this
+    # answer (its own session): re-authentication counts from then (reauth.is_recent).
+    row.reauthenticated_at = asserted.authenticated_at or row.created_at - reauth.window()
     if asserted.is_test:
         target = url_for("sso.settings", slug=account.slug)
         flash(TEST_SUCCEEDED, "success")
