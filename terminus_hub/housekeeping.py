@@ -16,6 +16,7 @@ from terminus_hub.models import OutboxMessage
 from terminus_hub.models import SamlAssertion
 from terminus_hub.models import SamlRequest
 from terminus_hub.models import UserSession
+from terminus_hub.models import WebAuthnChallenge
 from terminus_hub.models import utcnow
 
 UNKNOWN_SIGN_INS_KEPT = timedelta(days=30)  # failed sign-ins to addresses nobody has
@@ -37,6 +38,8 @@ def purge() -> dict[str, int]:
         "sessions": delete(UserSession).where(
             or_(UserSession.last_seen_at < now - idle, UserSession.created_at < now - lifetime)
         ),
+        # Passkey challenges nobody answered within their five minutes.
+        "webauthn_challenges": delete(WebAuthnChallenge).where(WebAuthnChallenge.expires_at < now),
         # Past their expiry, used or not: the audit log keeps the record of each.
         "invitations": delete(Invitation).where(Invitation.expires_at < now),
         "unknown_sign_ins": delete(AuditEvent).where(

@@ -18,6 +18,7 @@ from sqlalchemy import DateTime
 from sqlalchemy import ForeignKey
 from sqlalchemy import Index
 from sqlalchemy import Integer
+from sqlalchemy import LargeBinary
 from sqlalchemy import String
 from sqlalchemy import Text
 from sqlalchemy import UniqueConstraint
@@ -423,6 +424,41 @@ class RecoveryCode(Model):
     code_hash: Mapped[str] = mapped_column(String(64))
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class Passkey(Model):
+    """A WebAuthn credential (a passkey) of a person: for passwordless sign-in, and as a
+    second factor."""
+
+    __tablename__ = "passkeys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_public_id("pky"))
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    # The credential id as base64url (at most 1,023 bytes raw): the authenticator names it so.
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE, as registered
+    sign_count: Mapped[int] = mapped_column(Integer, default=0)
+    aaguid: Mapped[str] = mapped_column(String(36), default="")
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    name: Mapped[str] = mapped_column(String(64))
+    backed_up: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class WebAuthnChallenge(Model):
+    """A challenge sent to a browser: answered once, by that browser, for that ceremony."""
+
+    __tablename__ = "webauthn_challenges"
+
+    # SHA-256 of the challenge bytes.
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    # register, sign_in, second_factor or reauth.
+    purpose: Mapped[str] = mapped_column(String(16))
+    # SHA-256 of a random value kept in this browser's signed session cookie.
+    binding: Mapped[str] = mapped_column(String(64))
+    user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
 
 
 class OutboxMessage(Model):

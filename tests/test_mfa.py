@@ -97,6 +97,18 @@ def failed_attempts(app: Flask, person: Person) -> int:
         return db.session.get_one(User, person.id).failed_attempts
 
 
+def last_sign_in(app: Flask) -> dict[str, object]:
+    """The detail of the newest sign_in.succeeded event."""
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.kind == "sign_in.succeeded")
+            .order_by(AuditEvent.created_at.desc())
+        ).first()
+        assert event is not None
+        return dict(event.detail)
+
+
 def kinds(app: Flask, person: Person) -> list[str]:
     with app.app_context():
         query = select(AuditEvent.kind).where(AuditEvent.user_id == person.id)
@@ -229,14 +241,7 @@ def test_a_right_password_leads_to_the_code_step_and_nothing_is_signed_in_yet(
     assert sessions_of(app, user) == 1
     assert client.get("/settings").status_code == 200
     assert kinds(app, user)[-2:] == ["sign_in.second_factor_required", "sign_in.succeeded"]
-    with app.app_context():
-        event = db.session.scalars(
-            select(AuditEvent)
-            .where(AuditEvent.kind == "sign_in.succeeded")
-            .order_by(AuditEvent.created_at.desc())
-        ).first()
-        assert event is not None
-        assert event.detail == {"method": "password", "second_factor": "totp"}
+    assert last_sign_in(app) == {"method": "password", "second_factor": "totp"}
 
 
 def test_a_code_works_once_and_only_one_step_of_drift_is_accepted(app: Flask, user: Person) -> None:

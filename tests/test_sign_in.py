@@ -24,7 +24,7 @@ def test_sign_in_page_has_email_step_and_links(client):
     assert response.status_code == 200
     page = response.get_data(as_text=True)
     assert 'action="/sign_in/email"' in page
-    assert 'name="email"' in page and 'autocomplete="username"' in page
+    assert 'name="email"' in page and 'autocomplete="username webauthn"' in page
     assert 'href="/sign_in/password"' in page
     assert 'href="/sign_up"' in page
     assert '<meta name="csrf-token"' in page

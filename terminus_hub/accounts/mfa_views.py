@@ -41,7 +41,7 @@ SIGN_IN_WITH_PASSWORD = (
 )
 
 
-def _refusal(user: User) -> str | None:
+def refusal_for_factors(user: User) -> str | None:
     """Say why this session may not change the person's second factors, or None.
 
     A session from an account's identity provider is that IdP's word only: it must not
@@ -55,14 +55,14 @@ def _refusal(user: User) -> str | None:
     return None
 
 
-def _refused_action() -> Response | None:
+def refused_action(anchor: str = "second-factor") -> Response | None:
     """Back to the settings page when this session may not act (or the form is stale)."""
-    refused = _refusal(current_user)
+    refused = refusal_for_factors(current_user)
     if refused is not None:
         flash(refused, "error")
-        return _settings()
+        return _settings(anchor)
     if not EmptyForm().validate_on_submit():
-        return _settings()
+        return _settings(anchor)
     return None
 
 
@@ -77,7 +77,7 @@ def _settings(anchor: str = "second-factor") -> Response:
 def totp_page() -> Response:
     """Show the secret and its QR code; a right code from the app turns it on."""
     user: User = current_user
-    refused = _refusal(user)
+    refused = refusal_for_factors(user)
     row = user_sessions.current_session()
     if refused is not None or row is None:
         flash(refused or SIGN_IN_WITH_PASSWORD, "info")
@@ -117,7 +117,7 @@ def totp_page() -> Response:
 @login_required
 @reauth.required
 def disable_totp() -> Response:
-    stopped = _refused_action()
+    stopped = refused_action()
     if stopped is not None:
         return stopped
     try:
@@ -136,7 +136,7 @@ def disable_totp() -> Response:
 @reauth.required
 def new_recovery_codes() -> Response:
     """Make ten new recovery codes, shown once; the old ones stop working."""
-    stopped = _refused_action()
+    stopped = refused_action()
     if stopped is not None:
         return stopped
     try:

@@ -25,6 +25,7 @@ from terminus_hub.accounts.forms import ChangeEmailForm
 from terminus_hub.accounts.forms import ChangePasswordForm
 from terminus_hub.accounts.forms import PersonNameForm
 from terminus_hub.core import mfa
+from terminus_hub.core import passkeys
 from terminus_hub.core import profile
 from terminus_hub.core import signin
 from terminus_hub.core.routing import password_blocked_by_sso
@@ -67,6 +68,8 @@ def _page(
         uses_password=uses_password(user),
         no_password=NO_PASSWORD,
         totp=mfa.confirmed_totp(user),
+        passkeys=passkeys.passkeys_of(user),
+        has_factor=mfa.has_second_factor(user),
         codes_left=mfa.recovery_codes_left(user) if mfa.has_second_factor(user) else 0,
         action_form=EmptyForm(formdata=None),
     )

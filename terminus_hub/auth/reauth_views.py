@@ -16,6 +16,7 @@ from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.auth.blueprint import bp
 from terminus_hub.core import mfa
+from terminus_hub.core import passkeys
 from terminus_hub.core import signin
 from terminus_hub.extensions import db
 from terminus_hub.forms import CodeForm
@@ -44,6 +45,9 @@ def reauth_page() -> Response:
         # The IdP vouched for this session: only it can vouch again (a new sign-in there).
         again = url_for("sso.login", slug=sso_account.slug, next=target, reauth="1")
         return make_response(render_template("auth/reauth.html", form=None, sso_url=again))
+    if request.method == "GET" and reauth.is_recent():
+        # Just proved (a passkey's answer comes back here): resume the interrupted form.
+        return _proved(target, mark=False)
     code_form = CodeForm(formdata=None, next=form.next.data)
     if request.method == "POST" and "code" in request.form:
         # The authenticator app instead of the password (recovery codes are kept for sign-in).
@@ -69,14 +73,16 @@ def reauth_page() -> Response:
         "auth/reauth.html",
         form=form,
         code_form=code_form if mfa.confirmed_totp(current_user) else None,
+        has_passkeys=bool(passkeys.passkeys_of(current_user)),
         sso_url=None,
     )
     return make_response(page, status)
 
 
-def _proved(target: str) -> Response:
-    reauth.mark()
-    db.session.commit()
+def _proved(target: str, mark: bool = True) -> Response:
+    if mark:
+        reauth.mark()
+        db.session.commit()
     kept = reauth.kept_form()
     if kept is not None:
         # One click sends the interrupted form again, as it was (its own CSRF token).

@@ -37,7 +37,12 @@ def home_of(user: User) -> str:
 
 
 def finish(user: User, next_path: str | None, notice: tuple[str, str] | None = None) -> Response:
-    """Start the session and go on: to next, home, or first to enrolment if a policy asks.
+    """Start the session and go on: to next, home, or first to enrolment if a policy asks."""
+    return htmx.redirect_to(complete(user, next_path, notice))
+
+
+def complete(user: User, next_path: str | None, notice: tuple[str, str] | None = None) -> str:
+    """Start the session (committed) and say where to go: next, home, or enrolment first.
 
     A notice (message, category) is shown on the next page: given here, because starting the
     session clears everything the browser's pre-sign-in session held.
@@ -50,7 +55,7 @@ def finish(user: User, next_path: str | None, notice: tuple[str, str] | None = N
         flash(ENROL_FIRST, "info")
         target = url_for("accounts.totp_page", next=target)
     db.session.commit()
-    return htmx.redirect_to(target)
+    return target
 
 
 def _fingerprint(user: User) -> str:

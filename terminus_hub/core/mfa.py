@@ -38,6 +38,7 @@ from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import Membership
+from terminus_hub.models import Passkey
 from terminus_hub.models import RecoveryCode
 from terminus_hub.models import TotpFactor
 from terminus_hub.models import User
@@ -215,9 +216,9 @@ def confirm_enrolment(user: User, session: UserSession, code: str) -> bool:
     factor.confirmed_at = utcnow()
     factor.last_used_step = step
     factor.session_id = None  # the factor outlives the session that set it up
-    _factor_added(user)
+    factor_added(user)
     audit.record("mfa.totp_enabled", user=user, actor=user)
-    _notify(user, "totp_enabled")
+    notify(user, "totp_enabled")
     return True
 
 
@@ -249,20 +250,29 @@ def remove_totp(user: User) -> None:
     factor = confirmed_totp(user)
     if factor is None:
         raise MfaError("No authenticator app is set up.")
-    if policy_applies_anywhere(user):
+    keeps_passkeys = _has_passkeys(user)
+    if not keeps_passkeys and policy_applies_anywhere(user):
         raise MfaError(POLICY_KEEPS_IT)
     db.session.delete(factor)
-    _last_factor_removed(user)
+    if not keeps_passkeys:
+        last_factor_removed(user)
     audit.record("mfa.totp_disabled", user=user, actor=user)
-    _notify(user, "totp_disabled")
+    notify(user, "totp_disabled")
 
 
-def _factor_added(user: User) -> None:
+def _has_passkeys(user: User) -> bool:
+    query = select(Passkey.id).where(Passkey.user_id == user.id).limit(1)
+    return db.session.scalar(query) is not None
+
+
+def factor_added(user: User) -> None:
+    """Note that the person now has a second factor (an app or a passkey)."""
     if user.mfa_enabled_at is None:
         user.mfa_enabled_at = utcnow()
 
 
-def _last_factor_removed(user: User) -> None:
+def last_factor_removed(user: User) -> None:
+    """Note that the person's last second factor is gone, and their recovery codes with it."""
     # Recovery codes stand in for a factor; with none left they would be a factor of their own.
     db.session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     user.mfa_enabled_at = None
@@ -299,7 +309,7 @@ def make_recovery_codes(user: User, first: bool = False) -> list[str]:
     db.session.flush()
     audit.record("mfa.recovery_codes_generated", user=user, actor=user)
     if not first:  # the first set comes with the factor, whose notice says so
-        _notify(user, "recovery_codes_generated")
+        notify(user, "recovery_codes_generated")
     return [display(c) for c in codes]
 
 
@@ -331,7 +341,7 @@ def use_recovery_code(user: User, code: str) -> bool:
         return False
     left = recovery_codes_left(user)
     audit.record("mfa.recovery_code_used", user=user, actor=user, detail={"left": left})
-    _notify(user, "recovery_code_used", left=left)
+    notify(user, "recovery_code_used", left=left)
     return True
 
 
@@ -385,18 +395,20 @@ def set_policy(account: Account, owner: User, required: bool) -> None:
 
 
 def reset(user: User) -> bool:
-    """Remove every second factor of a person (they lost their phone and codes).
+    """Remove every second factor of a person: app, passkeys, recovery codes (they lost them).
 
     Returns False when there was nothing to remove. The caller commits.
     """
     had = has_second_factor(user)  # a setup never finished is not a factor
     db.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
-    _last_factor_removed(user)
+    db.session.execute(delete(Passkey).where(Passkey.user_id == user.id))
+    last_factor_removed(user)
     if had:
         audit.record("mfa.reset", user=user, detail={"by": "operator"})
-        _notify(user, "reset")
+        notify(user, "reset")
     return had
 
 
-def _notify(user: User, change: str, **context: object) -> None:
+def notify(user: User, change: str, **context: object) -> None:
+    """Mail the person that a second factor changed (what changed is ``change``)."""
     send_email(user.email, "second_factor_changed", user=user, change=change, **context)

@@ -149,6 +149,8 @@ def _app_env(url: str, database_url: str, sink: SmtpSink, workdir: Path) -> dict
             "FLASK_SECRET_KEY": f'"browser-{secrets.token_hex(24)}"',
             "FLASK_SESSION_COOKIE_SECURE": "false",  # plain http on the loopback
             "FLASK_TERMINUS_BASE_URL": f'"{url}"',
+            # The readiness probe (and hub.api) ask for the address, as a health check would.
+            "FLASK_TERMINUS_ALLOWED_HOSTS": f'["{HOST}"]',
             "FLASK_TERMINUS_BCRYPT_ROUNDS": "4",
             "FLASK_TERMINUS_LOCKOUT_MAX_ATTEMPTS": str(LOCKOUT_MAX_ATTEMPTS),
             "FLASK_MAIL_SERVER": f'"{sink.host}"',
@@ -189,7 +191,8 @@ def running_hub(workdir: Path) -> Iterator[Hub]:
         with _database(workdir) as database_url:
             try:
                 port = free_port()
-                url = f"http://{HOST}:{port}"
+                # "localhost", not the address: browsers refuse an IP address as a passkey RP id.
+                url = f"http://localhost:{port}"
                 env = _app_env(url, database_url, sink, workdir)
                 _flask(env, "db", "upgrade")
                 server = Gunicorn("gunicorn", env, workdir, WORKERS, port=port)

@@ -43,7 +43,9 @@ class IdpServer:
     def __init__(self, workdir: pathlib.Path) -> None:
         self._server: BaseWSGIServer = make_server(HOST, 0, self._wsgi, threaded=True)
         self.port = self._server.server_port
-        self.url = f"http://{HOST}:{self.port}"
+        # "localhost" like the hub: the IdP posts back to the same site, as a real IdP posts
+        # to an HTTPS app with SameSite=None cookies.
+        self.url = f"http://localhost:{self.port}"
         self.idp = TestIdp(
             workdir, entity_id=f"{self.url}/metadata", sso_url=f"{self.url}/sso/redirect"
         )
