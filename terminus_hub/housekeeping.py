@@ -43,7 +43,7 @@ def purge() -> dict[str, int]:
         # Past their expiry, used or not: the audit log keeps the record of each.
         "invitations": delete(Invitation).where(Invitation.expires_at < now),
         "unknown_sign_ins": delete(AuditEvent).where(
-            AuditEvent.kind == "sign_in.failed",
+            AuditEvent.kind.in_(("sign_in.failed", "passkey.refused")),
             AuditEvent.user_id.is_(None),
             AuditEvent.created_at < now - UNKNOWN_SIGN_INS_KEPT,
         ),

@@ -29,7 +29,7 @@ def body() -> dict[str, Any]:
         raise PasskeyError(NEEDS_JSON, code="bad_request", status=415)
     try:
         parsed = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # nesting too deep is malformed
         raise PasskeyError(MALFORMED, code="bad_request") from None
     if not isinstance(parsed, dict):
         raise PasskeyError(MALFORMED, code="bad_request")

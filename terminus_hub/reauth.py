@@ -39,17 +39,19 @@ def window() -> timedelta:
     return timedelta(minutes=current_app.config["TERMINUS_REAUTH_MINUTES"])
 
 
-def is_recent() -> bool:
+def is_recent(explicit: bool = False) -> bool:
     """Say whether this request's session proved its person within TERMINUS_REAUTH_MINUTES.
 
     A password sign-in proves it at the session's start; an IdP's sign-in when the IdP checked
     the person (which may be earlier: the session row says so); /reauth when it passed.
+    ``explicit``: only a proof given after the sign-in counts (/reauth, or a form's current
+    password), not the sign-in itself: for what outlives the session, such as a new passkey.
     """
     row = user_sessions.current_session()
     if row is None:
         return False
-    proved = row.reauthenticated_at or row.created_at
-    return utcnow() - proved <= window()
+    proved = row.reauthenticated_at if explicit else row.reauthenticated_at or row.created_at
+    return proved is not None and utcnow() - proved <= window()
 
 
 def mark() -> None:

@@ -7,6 +7,7 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import cbor2
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -37,6 +38,7 @@ from tests.webauthn_authenticator import ES256
 from tests.webauthn_authenticator import RS256
 from tests.webauthn_authenticator import Authenticator
 from tests.webauthn_authenticator import Credential
+from tests.webauthn_authenticator import b64url
 
 ORIGIN = "http://localhost"
 CHROME = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/156.0"
@@ -61,8 +63,12 @@ def register(
 
 
 def signed_in(app: Flask, person: Person) -> FlaskClient:
+    """Signed in with the password, then the password again at /reauth: adding a passkey
+    asks for a proof given after the sign-in."""
     client = app.test_client()
     factories.sign_in(client, person.email)
+    proved = client.post("/reauth", data={"password": person.password, "next": "/settings"})
+    assert proved.status_code == 303
     return client
 
 
@@ -150,6 +156,17 @@ def test_an_unnamed_passkey_is_named_after_its_browser(app: Flask, user: Person)
         "iCloud Keychain"
     )
     assert passkeys.default_name("", "curl/8") == "Passkey"
+
+
+def test_registering_needs_a_proof_given_after_the_sign_in(app: Flask, user: Person) -> None:
+    """A passkey signs in on its own and outlives sessions: a cookie copied right after the
+    sign-in must not add one without the password."""
+    fresh = app.test_client()
+    factories.sign_in(fresh, user.email)
+    refused = fresh.post("/settings/passkeys/options", json={})
+    assert refused.status_code == 403 and error_code(refused) == "reauthentication_required"
+    assert fresh.post("/reauth", data={"password": user.password}).status_code == 303
+    assert fresh.post("/settings/passkeys/options", json={}).status_code == 200
 
 
 def test_registering_needs_a_recent_proof(app: Flask, user: Person) -> None:
@@ -250,7 +267,7 @@ def test_a_passkey_signs_in_from_the_email_step(app: Flask, user: Person, algori
     assert client.get("/settings").status_code == 200
     (passkey,) = stored(app)
     assert passkey.sign_count == 1 and passkey.last_used_at is not None
-    assert last_sign_in(app) == {"method": "passkey"}
+    assert last_sign_in(app) == {"method": "passkey", "passkey_id": passkey.id}
 
 
 def test_the_sign_in_page_offers_passkeys_and_says_what_needs_javascript(
@@ -545,3 +562,113 @@ def test_a_passkey_sign_in_gets_a_new_session_id(app: Flask, user: Person) -> No
     with app.app_context():
         (row,) = db.session.scalars(select(UserSession)).all()
         assert row.user_id == user.id
+
+
+# Found by the attacker's review ---------------------------------------------------------------
+
+
+def test_deeply_nested_json_is_a_clear_error_not_a_crash(app: Flask, user: Person) -> None:
+    client = app.test_client()
+    client.post("/sign_in/passkey/options", json={})
+    deep = client.post("/sign_in/passkey", data="[" * 50000, content_type="application/json")
+    assert deep.status_code == 400 and error_code(deep) == "bad_request"
+    nested = b64url(("[" * 40000).encode())
+    inner = client.post("/sign_in/passkey", json={"response": {"clientDataJSON": nested}})
+    assert inner.status_code == 400 and error_code(inner) == "passkey_refused"
+
+
+@pytest.mark.parametrize(
+    "cose_key",
+    [cbor2.dumps([1, 2]), cbor2.dumps("ab"), cbor2.dumps({1: 2, 3: -7, -1: 1, -2: b"", -3: b""})],
+    ids=["array", "text", "empty-coordinates"],
+)
+def test_a_broken_public_key_is_refused_at_registration(
+    app: Flask, user: Person, cose_key: bytes
+) -> None:
+    client = signed_in(app, user)
+    refused = register(client, Authenticator(ORIGIN), cose_key=cose_key)
+    assert refused.status_code == 400 and refused.get_json()["error"]["message"]
+    assert not stored(app) and "passkey.refused" in kinds(app)
+
+
+def test_a_lock_that_has_run_out_does_not_keep_a_passkey_out(app: Flask, user: Person) -> None:
+    authenticator = with_passkey(app, user)
+    with app.app_context():
+        person = db.session.get_one(User, user.id)
+        person.failed_attempts = 8  # attempts made while locked still counted
+        person.locked_at = utcnow() - timedelta(hours=2)
+        person.locked_until = utcnow() - timedelta(hours=1)
+        db.session.commit()
+    assert sign_in_with(app.test_client(), authenticator).status_code == 200
+    with app.app_context():
+        assert db.session.get_one(User, user.id).failed_attempts == 0
+
+
+def test_refused_passkey_sign_ins_are_audited_like_passwords(app: Flask, user: Person) -> None:
+    authenticator = with_passkey(app, user)
+    with app.app_context():
+        person = db.session.get_one(User, user.id)
+        person.locked_at, person.locked_until = utcnow(), utcnow() + timedelta(minutes=15)
+        db.session.commit()
+    assert sign_in_with(app.test_client(), authenticator).status_code == 403
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.kind == "sign_in.failed")
+        ).one()
+        assert event.detail["reason"] == "locked" and event.detail["method"] == "passkey"
+
+
+def test_the_second_factor_step_checks_single_sign_on_again(
+    app: Flask, client: FlaskClient, signer
+) -> None:
+    sso = make_sso(app, client, signer)
+    email = f"ada@{DOMAIN}"
+    made = factories.make_user(app, email=email)
+    person = Person(made.id, email, factories.PASSWORD, factories.make_account(app, email))
+    authenticator = with_passkey(app, person)
+    browser = app.test_client()
+    step = browser.post("/sign_in/password", data={"email": email, "password": person.password})
+    assert step.location == "/sign_in/mfa"
+    with app.app_context():  # the organisation enforces single sign-on meanwhile
+        account = db.session.scalar(select(Account).where(Account.slug == sso.slug))
+        assert account is not None
+        configure(account, metadata_xml=None, by_operator=True, enforce=True)
+        db.session.commit()
+    refused = sign_in_with(browser, authenticator)
+    assert refused.status_code == 403 and sessions(app) == 0
+
+
+def test_reauthentication_by_passkey_needs_user_verification_and_no_lock(
+    app: Flask, user: Person
+) -> None:
+    authenticator = with_passkey(app, user)
+    client = app.test_client()
+    assert sign_in_with(client, authenticator).status_code == 200
+    with freeze_time(utcnow() + timedelta(minutes=11)):
+        opts = options(client, "/sign_in/passkey/options")
+        assert opts["userVerification"] == "required"
+        unverified = client.post(
+            "/sign_in/passkey", json=authenticator.get(opts, user_verified=False)
+        )
+        assert unverified.status_code == 400
+        with app.app_context():
+            person = db.session.get_one(User, user.id)
+            person.locked_at, person.locked_until = utcnow(), utcnow() + timedelta(minutes=15)
+            db.session.commit()
+        locked = sign_in_with(client, authenticator)
+        assert locked.status_code == 403 and error_code(locked) == "locked"
+        stale = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "CI"})
+        assert stale.status_code == 303 and stale.location.startswith("/reauth")
+
+
+def test_an_unsigned_answer_does_not_raise_the_clone_alarm(app: Flask, user: Person) -> None:
+    authenticator = with_passkey(app, user)
+    assert sign_in_with(app.test_client(), authenticator).status_code == 200  # counter 1
+    client = app.test_client()
+    opts = options(client, "/sign_in/passkey/options")
+    forged = authenticator.get(opts, sign_count=0)
+    forged["response"]["signature"] = b64url(b"not a signature")
+    refused = client.post("/sign_in/passkey", json=forged)
+    assert refused.status_code == 400 and error_code(refused) == "passkey_refused"
+    assert "passkey.counter_regressed" not in kinds(app)
+    assert "passkey.refused" in kinds(app)

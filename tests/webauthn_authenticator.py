@@ -86,8 +86,10 @@ class Authenticator:
         rp_id: str | None = None,
         challenge: str | None = None,
         reuse: Credential | None = None,
+        cose_key: bytes | None = None,
     ) -> dict[str, Any]:
-        """navigator.credentials.create(): a new credential (or ``reuse`` one) for the options."""
+        """navigator.credentials.create(): a new credential (or ``reuse`` one) for the options;
+        ``cose_key`` replaces the public key it reports (a broken authenticator)."""
         assert self.algorithm in [p["alg"] for p in options["pubKeyCredParams"]]
         rp = rp_id or options["rp"]["id"]
         credential = reuse or Credential(
@@ -103,7 +105,7 @@ class Authenticator:
             self.aaguid
             + struct.pack(">H", len(credential.id))
             + credential.id
-            + credential.cose_public_key()
+            + (credential.cose_public_key() if cose_key is None else cose_key)
         )
         auth_data = hashlib.sha256(rp.encode()).digest() + bytes([UP | UV | AT])
         auth_data += struct.pack(">I", credential.sign_count) + attested

@@ -35,8 +35,10 @@ def _may_register(user: User) -> Response | None:
     refused = refusal_for_factors(user)
     if refused is not None:
         return passkey_http.refusal(passkeys.PasskeyError(refused, code="forbidden", status=403))
-    if not reauth.is_recent():
-        # The page's script follows reauth_url, and comes back to the settings page.
+    if not reauth.is_recent(explicit=True):
+        # A passkey signs in on its own and outlives every session, so even a fresh sign-in
+        # is asked again (a cookie copied right after it must not add one). The page's script
+        # follows reauth_url, and comes back to the settings page.
         error = passkeys.PasskeyError(reauth.REQUIRED, code="reauthentication_required", status=403)
         back = url_for("auth.reauth_page", next=url_for("accounts.settings_page") + "#passkeys")
         return passkey_http.refusal(error, reauth_url=back)

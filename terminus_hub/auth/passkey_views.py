@@ -79,31 +79,48 @@ def passkey_answer() -> Response:
         db.session.commit()  # the challenge stays spent, the refusal audited
         metrics.SIGN_INS.labels("passkey", "failed").inc()
         return passkey_http.refusal(exc)
-    person = found.user
+    person, passkey_id = found.user, found.passkey.id
     next_path = safe_next(request.args.get("next")) or remembered_next
+    refusal = _rule_refusing(person, purpose)
+    if refusal is not None:
+        reason, message, code = refusal
+        kind = "reauthentication.failed" if purpose == "reauth" else "sign_in.failed"
+        detail = {"reason": reason, "method": "passkey", "passkey_id": passkey_id}
+        audit.record(kind, user=person, actor=person, detail=detail)
+        db.session.commit()
+        metrics.SIGN_INS.labels("passkey", reason).inc()
+        return _refuse(message, code=code)
     if purpose == "reauth":
         reauth.mark()
-        detail = {"for": "reauth", "method": "passkey", "passkey_id": found.passkey.id}
+        detail = {"for": "reauth", "method": "passkey", "passkey_id": passkey_id}
         audit.record("reauthentication.succeeded", user=person, actor=person, detail=detail)
         db.session.commit()
         # /reauth sends the interrupted form again (or goes on to next) now that it is recent.
         return jsonify({"redirect": url_for("auth.reauth_page", next=next_path or "/accounts")})
     if purpose == "sign_in":
-        if not person.is_confirmed:
-            db.session.commit()
-            return _refuse(signin.UNCONFIRMED)
-        if password_blocked_by_sso(person):
-            db.session.commit()
-            return _refuse(signin.SSO_ENFORCED)
-    # Like a right password: refused while locked, and it clears the count of failures.
-    if not lockout.record_success(person):
-        db.session.commit()
-        return _refuse(LOCKED, code="locked")
-    method = {"method": "passkey"} if purpose == "sign_in" else {"method": "password"}
-    detail = {**method, "second_factor": "passkey"} if purpose != "sign_in" else method
+        detail = {"method": "passkey", "passkey_id": passkey_id}
+    else:
+        detail = {"method": "password", "second_factor": "passkey", "passkey_id": passkey_id}
     audit.record("sign_in.succeeded", user=person, actor=person, detail=detail)
     metrics.SIGN_INS.labels("passkey", "signed_in").inc()
     return jsonify({"redirect": signing_in.complete(person, next_path)})
+
+
+def _rule_refusing(person: User, purpose: str) -> tuple[str, str, str] | None:
+    """The sign-in rules a passkey obeys like a password: (reason, message, code) or None.
+
+    Re-checked at the second factor too: the address or the domain's SSO may have changed
+    since the password step. A lock counts everywhere; a lock that has run out does not.
+    Passing clears the count of failures, as a right password does (committed).
+    """
+    if purpose != "reauth" and not person.is_confirmed:
+        return "unconfirmed", signin.UNCONFIRMED, "unconfirmed"
+    if purpose != "reauth" and password_blocked_by_sso(person):
+        return "sso_enforced", signin.SSO_ENFORCED, "sso_required"
+    lockout.forget_expired_lock(person)
+    if not lockout.record_success(person):  # commits
+        return "locked", LOCKED, "locked"
+    return None
 
 
 def _from_idp() -> bool:

@@ -45,7 +45,7 @@ def reauth_page() -> Response:
         # The IdP vouched for this session: only it can vouch again (a new sign-in there).
         again = url_for("sso.login", slug=sso_account.slug, next=target, reauth="1")
         return make_response(render_template("auth/reauth.html", form=None, sso_url=again))
-    if request.method == "GET" and reauth.is_recent():
+    if request.method == "GET" and reauth.is_recent(explicit=True):
         # Just proved (a passkey's answer comes back here): resume the interrupted form.
         return _proved(target, mark=False)
     code_form = CodeForm(formdata=None, next=form.next.data)

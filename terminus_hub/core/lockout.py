@@ -112,6 +112,19 @@ def record_failure(user_id: str | None, at_code: bool = False) -> None:
     db.session.commit()  # deliberate: the lock must hold for parallel attempts at once
 
 
+def forget_expired_lock(user: User) -> None:
+    """Start a fresh count when the person's lock has run out (as a password attempt does).
+
+    For ways in that count no attempt of their own (a passkey): attempts made during the lock
+    must not keep them out after it.
+    """
+    db.session.execute(
+        update(User)
+        .where(User.id == user.id, _lock_expired(utcnow()))
+        .values(failed_attempts=0, locked_at=None, locked_until=None)
+    )
+
+
 def record_success(user: User) -> bool:
     """Clear the count for a correct password, unless a parallel attempt locked the user first."""
     now = utcnow()

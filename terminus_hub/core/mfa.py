@@ -204,6 +204,7 @@ def confirm_enrolment(user: User, session: UserSession, code: str) -> bool:
     in another tab, or replaced by one started elsewhere). The first factor also makes the
     first recovery codes: see make_recovery_codes.
     """
+    lock_factors(user)
     factor = _factor_of(user)
     if factor is None or factor.confirmed_at is not None or factor.session_id != session.id:
         raise MfaError("This setup is no longer in progress. Scan the new QR code below.")
@@ -247,6 +248,7 @@ def use_totp(user: User, code: str) -> bool:
 
 def remove_totp(user: User) -> None:
     """Turn the authenticator app off (refused when the policy needs it); the caller commits."""
+    lock_factors(user)
     factor = confirmed_totp(user)
     if factor is None:
         raise MfaError("No authenticator app is set up.")
@@ -258,6 +260,16 @@ def remove_totp(user: User) -> None:
         last_factor_removed(user)
     audit.record("mfa.totp_disabled", user=user, actor=user)
     notify(user, "totp_disabled")
+
+
+def lock_factors(user: User) -> None:
+    """Take the person's row for this transaction before changing their factors.
+
+    Two changes at once (removing two passkeys, removing the app while adding a passkey)
+    then happen one after the other, each seeing what the other did, so mfa_enabled_at and
+    the last-factor rule stay true. (SQLite serialises writers anyway.)
+    """
+    db.session.refresh(user, with_for_update=True)
 
 
 def _has_passkeys(user: User) -> bool:
@@ -399,6 +411,7 @@ def reset(user: User) -> bool:
 
     Returns False when there was nothing to remove. The caller commits.
     """
+    lock_factors(user)
     had = has_second_factor(user)  # a setup never finished is not a factor
     db.session.execute(delete(TotpFactor).where(TotpFactor.user_id == user.id))
     db.session.execute(delete(Passkey).where(Passkey.user_id == user.id))

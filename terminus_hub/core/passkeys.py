@@ -31,6 +31,8 @@ from webauthn import generate_registration_options
 from webauthn import options_to_json
 from webauthn import verify_authentication_response
 from webauthn import verify_registration_response
+from webauthn.helpers import decode_credential_public_key
+from webauthn.helpers import decoded_public_key_to_cryptography
 from webauthn.helpers import parse_authenticator_data
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import AttestationConveyancePreference
@@ -155,7 +157,7 @@ def _client_challenge(credential: dict[str, Any]) -> bytes:
         raise PasskeyError(MALFORMED)
     try:
         client_data = json.loads(_from_b64url(response.get("clientDataJSON")))
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise PasskeyError(MALFORMED) from None
     if not isinstance(client_data, dict):
         raise PasskeyError(MALFORMED)
@@ -259,6 +261,7 @@ def register(user: User, body: dict[str, Any], user_agent: str) -> Passkey:
     """
     name = checked_name(body.get("name"))
     credential = {key: value for key, value in body.items() if key != "name"}
+    mfa.lock_factors(user)
     challenge = _client_challenge(credential)
     _, owner = _consume(challenge, ("register",))
     if owner != user.id:
@@ -270,8 +273,12 @@ def register(user: User, body: dict[str, Any], user_agent: str) -> Passkey:
             expected_rp_id=rp_id(),
             expected_origin=_origin(),
         )
-    except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
-        _refused(user.id, "registration", str(exc))
+        # A key that cannot be loaded would never verify a signature: refuse it now.
+        decoded_public_key_to_cryptography(
+            decode_credential_public_key(verified.credential_public_key)
+        )
+    except Exception as exc:  # the library raises more than its own types on hostile input
+        _refused(user.id, "registration", f"{type(exc).__name__}: {exc}")
         raise PasskeyError(f"The passkey was not accepted: {_sentence(exc)}") from None
     credential_id = _b64url(verified.credential_id)
     taken = db.session.scalar(select(Passkey.id).where(Passkey.credential_id == credential_id))
@@ -313,6 +320,7 @@ def rename(user: User, passkey_id: str, name: object) -> Passkey:
 
 def remove(user: User, passkey_id: str) -> Passkey:
     """Delete one of the person's passkeys (refused when the policy needs the last factor)."""
+    mfa.lock_factors(user)
     passkey = _own(user, passkey_id)
     last = len(passkeys_of(user)) == 1 and mfa.confirmed_totp(user) is None
     if last and mfa.policy_applies_anywhere(user):
@@ -350,7 +358,7 @@ def authentication_options(purpose: str, user: User | None) -> str:
         timeout=TIMEOUT_MS,
         allow_credentials=_descriptors(passkeys),
         user_verification=required
-        if purpose == "sign_in"
+        if purpose in ("sign_in", "reauth")
         else UserVerificationRequirement.PREFERRED,
     )
     return options_to_json(options)
@@ -389,10 +397,6 @@ def check_assertion(body: dict[str, Any], purposes: tuple[str, ...]) -> Assertio
         counted = parse_authenticator_data(_from_b64url(response.get("authenticatorData")))
     except WebAuthnException:
         raise PasskeyError(MALFORMED) from None
-    if (counted.sign_count or passkey.sign_count) and counted.sign_count <= passkey.sign_count:
-        detail = {"passkey_id": passkey.id, "stored": passkey.sign_count}
-        audit.record("passkey.counter_regressed", user=passkey.user_id, detail=detail)
-        raise PasskeyError(CLONED, code="passkey_cloned")
     try:
         verified = verify_authentication_response(
             credential=body,
@@ -400,12 +404,20 @@ def check_assertion(body: dict[str, Any], purposes: tuple[str, ...]) -> Assertio
             expected_rp_id=rp_id(),
             expected_origin=_origin(),
             credential_public_key=passkey.public_key,
-            credential_current_sign_count=passkey.sign_count,
-            require_user_verification=purpose == "sign_in",
+            # The counter is judged below, after the signature: an unsigned answer must not
+            # raise the "cloned" alarm against someone.
+            credential_current_sign_count=0,
+            # Sign-in and re-authentication stand in for the password: the device must have
+            # checked the person. As the second factor after a password, presence suffices.
+            require_user_verification=purpose in ("sign_in", "reauth"),
         )
-    except (WebAuthnException, KeyError, TypeError, ValueError) as exc:
-        _refused(passkey.user_id, purpose, str(exc))
+    except Exception as exc:  # the library raises more than its own types on hostile input
+        _refused(passkey.user_id, purpose, f"{type(exc).__name__}: {exc}")
         raise PasskeyError(f"The passkey was not accepted: {_sentence(exc)}") from None
+    if (counted.sign_count or passkey.sign_count) and counted.sign_count <= passkey.sign_count:
+        detail = {"passkey_id": passkey.id, "stored": passkey.sign_count}
+        audit.record("passkey.counter_regressed", user=passkey.user_id, detail=detail)
+        raise PasskeyError(CLONED, code="passkey_cloned")
     # Conditional on the counter read above: of two answers racing, one is recorded.
     used = db.session.execute(
         update(Passkey)
