@@ -169,7 +169,12 @@ def checked_base_url(value: object) -> str:
         raise SettingsError(
             f"TERMINUS_BASE_URL must be an origin only (scheme, host and port), not {text!r}"
         )
-    return text
+    # Written as browsers write an origin (lower case, no default port): passkeys compare the
+    # browser's origin with this exactly, and links look the same whichever way it was typed.
+    host = parts.hostname if ":" not in parts.hostname else f"[{parts.hostname}]"
+    default_port = {"http": 80, "https": 443}[parts.scheme]
+    port = "" if parts.port in (None, default_port) else f":{parts.port}"
+    return f"{parts.scheme}://{host}{port}"
 
 
 def engine_options(uri: str, configured: Mapping[str, Any]) -> dict[str, Any]:

@@ -85,6 +85,21 @@ def test_a_trailing_slash_is_dropped(tmp_path: Path) -> None:
     assert app.config["TRUSTED_HOSTS"] == ["hub.example.com"]
 
 
+@pytest.mark.parametrize(
+    ("value", "origin"),
+    [
+        ("HTTPS://Hub.Example.COM:443/", "https://hub.example.com"),
+        ("http://LOCALHOST:80", "http://localhost"),
+        ("http://[::1]:8080", "http://[::1]:8080"),
+    ],
+)
+def test_the_base_url_is_written_as_browsers_write_origins(
+    tmp_path: Path, value: str, origin: str
+) -> None:
+    app = create_app({**BASE_CONFIG, "TERMINUS_BASE_URL": value}, instance_path=str(tmp_path))
+    assert app.config["TERMINUS_BASE_URL"] == origin
+
+
 @PRODUCTION_LIKE
 def test_a_request_for_another_host_is_refused_and_mails_nothing(
     client: FlaskClient, outbox: Outbox, user: Person

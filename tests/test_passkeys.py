@@ -672,3 +672,11 @@ def test_an_unsigned_answer_does_not_raise_the_clone_alarm(app: Flask, user: Per
     assert refused.status_code == 400 and error_code(refused) == "passkey_refused"
     assert "passkey.counter_regressed" not in kinds(app)
     assert "passkey.refused" in kinds(app)
+
+
+@pytest.mark.app_config(TERMINUS_BASE_URL="http://LOCALHOST:80/")
+def test_a_base_url_typed_another_way_still_matches_the_browsers_origin(
+    app: Flask, user: Person
+) -> None:
+    client = signed_in(app, user)
+    assert register(client, Authenticator(ORIGIN)).status_code == 201
