@@ -99,6 +99,7 @@ def record(
         actor_id=actor_id,
         ip_address=(request.remote_addr or "")[:64] if has_request_context() else "",
         user_agent=request.user_agent.string[:512] if has_request_context() else "",
+        request_id=g.get("request_id") if has_request_context() else None,
         detail=detail or {},
     )
     try:
@@ -177,6 +178,7 @@ def serialize(event: AuditEvent) -> dict[str, Any]:
         "actor": {"type": event.actor_type, "id": event.actor_id},
         "ip_address": event.ip_address,
         "user_agent": event.user_agent,
+        "request_id": event.request_id,
         "detail": event.detail,
     }
 

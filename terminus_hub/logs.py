@@ -12,7 +12,6 @@ import json
 import logging
 import re
 import time
-import uuid
 from datetime import UTC
 from datetime import datetime
 from typing import Any
@@ -28,10 +27,13 @@ from flask.logging import wsgi_errors_stream
 from werkzeug.wrappers import Response
 
 from terminus_hub.core.membership import SLUG_PATTERN
+from terminus_hub.models import new_public_id
 from terminus_hub.settings import SettingsError
 
 FORMATS = ("text", "json")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+# A new request's id: req_ and 80 random bits, like the other public ids.
+_new_request_id = new_public_id("req")
 _REQUEST_LOG = logging.getLogger("terminus_hub.requests")
 # What a record carries besides its own fields: logging's attributes, not data to show.
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
@@ -81,7 +83,7 @@ def init_app(app: Flask) -> None:
 
 def _start() -> None:
     given = request.headers.get("X-Request-ID", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else uuid.uuid4().hex
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else _new_request_id()
     g.request_started = time.perf_counter()
 
 

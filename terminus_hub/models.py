@@ -362,6 +362,8 @@ class AuditEvent(Model):
     actor_id: Mapped[str | None] = mapped_column(String(32))
     ip_address: Mapped[str] = mapped_column(String(64), default="")
     user_agent: Mapped[str] = mapped_column(String(512), default="")
+    # The X-Request-ID of the request that wrote it (None from the command line).
+    request_id: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(
         JSON().with_variant(JSONB(), "postgresql"), default=dict
     )

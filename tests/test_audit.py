@@ -762,6 +762,7 @@ def test_api_lists_the_accounts_events_oldest_first(app, two_accounts):
             "actor",
             "ip_address",
             "user_agent",
+            "request_id",
             "detail",
         }
         assert e["id"].startswith("evt_")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,8 +12,11 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.logging import default_handler
+from sqlalchemy import select
 
 from terminus_hub import create_app
+from terminus_hub.extensions import db
+from terminus_hub.models import AuditEvent
 from terminus_hub.settings import SettingsError
 from tests import factories
 from tests.conftest import BASE_CONFIG
@@ -77,7 +81,7 @@ def test_a_callers_request_id_is_kept_when_it_is_sane(
     for bad in ("x" * 65, "a b", "a\u00e9", ""):
         replaced = client.get("/sign_in", headers={"X-Request-ID": bad})
         assert replaced.headers["X-Request-ID"] != bad
-        assert len(replaced.headers["X-Request-ID"]) == 32
+        assert re.fullmatch(r"req_[a-z2-7]{16}", replaced.headers["X-Request-ID"])
     lines = _lines(capsys.readouterr().err)
     assert {e["request_id"] for e in lines if e["message"] == "request"} >= {"lb-4f2a.9"}
 
@@ -104,10 +108,33 @@ def test_app_messages_are_json_lines_too(app: Flask, client, capsys) -> None:
 
 def test_text_is_the_default_and_every_response_has_a_request_id(client, capsys) -> None:
     response = client.get("/sign_in")
-    assert len(response.headers["X-Request-ID"]) == 32
+    assert re.fullmatch(r"req_[a-z2-7]{16}", response.headers["X-Request-ID"])
     assert '"message"' not in capsys.readouterr().err
 
 
 def test_an_unknown_format_is_refused_at_start(tmp_path: Path) -> None:
     with pytest.raises(SettingsError, match="TERMINUS_LOG_FORMAT must be text or json"):
         create_app({**BASE_CONFIG, "TERMINUS_LOG_FORMAT": "xml"}, instance_path=str(tmp_path))
+
+
+def test_every_answer_carries_a_request_id_and_so_do_its_audit_events(app: Flask, client) -> None:
+    """Pages, API errors and unknown paths all carry X-Request-ID; the audit event a request
+    wrote carries the same id, and the API shows it."""
+    person = factories.make_person(app)
+    for path in ("/sign_in", "/api/v1/account", "/no/such/page", "/api/v1/no-such"):
+        assert re.fullmatch(r"req_[a-z2-7]{16}", client.get(path).headers["X-Request-ID"])
+    failed = client.post(
+        "/sign_in/password",
+        data={"email": person.email, "password": "wrong"},
+        headers={"X-Request-ID": "support-ticket-42"},
+    )
+    assert failed.headers["X-Request-ID"] == "support-ticket-42"
+    with app.app_context():
+        event = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.kind == "sign_in.failed")
+        ).one()
+        assert event.request_id == "support-ticket-42"
+    factories.sign_in(client, person.email)
+    listed = client.get("/api/v1/audit_events", query_string={"kind": "sign_in.failed"})
+    assert listed.status_code == 200
+    assert [e["request_id"] for e in listed.get_json()["data"]] == ["support-ticket-42"]

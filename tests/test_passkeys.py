@@ -532,14 +532,19 @@ def test_housekeeping_deletes_unanswered_challenges(app: Flask, runner) -> None:
         assert db.session.scalar(select(func.count()).select_from(WebAuthnChallenge)) == 1
 
 
+def _ada_at_the_sso_domain(app: Flask) -> tuple[Person, Authenticator]:
+    """Ada, at the SSO account's domain but with her own account, and her passkey."""
+    email = f"ada@{DOMAIN}"
+    made = factories.make_user(app, email=email)
+    person = Person(made.id, email, factories.PASSWORD, factories.make_account(app, email))
+    return person, with_passkey(app, person)
+
+
 def test_a_passkey_does_not_get_round_enforced_single_sign_on(
     app: Flask, client: FlaskClient, signer
 ) -> None:
     sso = make_sso(app, client, signer)
-    email = f"ada@{DOMAIN}"
-    made = factories.make_user(app, email=email)
-    person = Person(made.id, email, factories.PASSWORD, factories.make_account(app, email))
-    authenticator = with_passkey(app, person)
+    _, authenticator = _ada_at_the_sso_domain(app)
     with app.app_context():
         account = db.session.scalar(select(Account).where(Account.slug == sso.slug))
         assert account is not None
@@ -622,12 +627,11 @@ def test_the_second_factor_step_checks_single_sign_on_again(
     app: Flask, client: FlaskClient, signer
 ) -> None:
     sso = make_sso(app, client, signer)
-    email = f"ada@{DOMAIN}"
-    made = factories.make_user(app, email=email)
-    person = Person(made.id, email, factories.PASSWORD, factories.make_account(app, email))
-    authenticator = with_passkey(app, person)
+    person, authenticator = _ada_at_the_sso_domain(app)
     browser = app.test_client()
-    step = browser.post("/sign_in/password", data={"email": email, "password": person.password})
+    step = browser.post(
+        "/sign_in/password", data={"email": person.email, "password": person.password}
+    )
     assert step.location == "/sign_in/mfa"
     with app.app_context():  # the organisation enforces single sign-on meanwhile
         account = db.session.scalar(select(Account).where(Account.slug == sso.slug))

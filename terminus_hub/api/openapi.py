@@ -196,6 +196,10 @@ SCHEMAS: dict[str, Any] = {
             },
             "ip_address": {"type": "string"},
             "user_agent": {"type": "string"},
+            "request_id": {
+                "type": ["string", "null"],
+                "description": "The X-Request-ID of the request that made it (null: a command).",
+            },
             "detail": {"type": "object"},
         },
     },
