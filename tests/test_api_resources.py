@@ -149,6 +149,27 @@ def test_a_workspace_is_created_shown_renamed_and_deleted(a: Caller) -> None:
     assert_error(a.delete(path), 404, "not_found")
 
 
+def test_what_is_created_is_named_by_location(a: Caller) -> None:
+    created = a.post("/api/v1/workspaces", {"name": "Located"})
+    workspace = created.get_json()
+    assert created.headers["Location"] == f"/api/v1/workspaces/{workspace['id']}"
+    assert a.get(created.headers["Location"]).get_json() == workspace
+    made = a.post("/api/v1/records", {"workspace_id": workspace["id"], "title": "R", "data": {}})
+    record = made.get_json()
+    assert made.headers["Location"] == f"/api/v1/records/{record['id']}"
+    assert a.get(made.headers["Location"]).get_json() == record
+
+
+def test_the_last_workspace_is_kept(a: Caller) -> None:
+    main = a.main_workspace()
+    refused = assert_error(a.delete(f"/api/v1/workspaces/{main}"), 409, "conflict")
+    assert "at least one workspace" in refused["error"]["message"]
+    assert a.get(f"/api/v1/workspaces/{main}").status_code == 200
+    other = a.post("/api/v1/workspaces", {"name": "Other"}).get_json()["id"]
+    assert a.delete(f"/api/v1/workspaces/{main}").status_code == 204
+    assert_error(a.delete(f"/api/v1/workspaces/{other}"), 409, "conflict")
+
+
 def test_deleting_a_workspace_deletes_its_records(a: Caller) -> None:
     workspace_id = a.post("/api/v1/workspaces", {"name": "Temp"}).get_json()["id"]
     record = a.new_record(workspace_id)

@@ -251,6 +251,11 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
     return {"summary": summary, "responses": responses, **extra}
 
 
+def _created(schema: str) -> dict[str, Any]:
+    location = {"description": "The new object's address.", "schema": {"type": "string"}}
+    return {**_json(schema, "Created."), "headers": {"Location": location}}
+
+
 def _body(schema: str) -> dict[str, Any]:
     return {
         "required": True,
@@ -272,7 +277,7 @@ def _resource(
             ),
             "post": _op(
                 f"Create a {name}",
-                {"201": _json(schema, "Created."), **_errors(*_COMMON, *_BODY, 403)},
+                {"201": _created(schema), **_errors(*_COMMON, *_BODY, 403)},
                 requestBody=_body(f"{schema}Input"),
             ),
         },
@@ -387,6 +392,8 @@ def document() -> dict[str, Any]:
             )
         },
     }
+    # An account keeps at least one workspace.
+    paths["/workspaces/{workspace_id}"]["delete"]["responses"].update(_errors(409))
     descriptions = {
         400: "Malformed: the body is not a JSON object, or the request holds NUL characters "
         "(`bad_request`).",
@@ -395,6 +402,8 @@ def document() -> dict[str, Any]:
         403: "An API key on an admin-only endpoint (`admin_only`); a member without the role, "
         "or a session call without X-CSRFToken (`forbidden`).",
         404: "No such object in this account (`not_found`).",
+        409: "The change would break a rule of the account (`conflict`), such as deleting its "
+        "last workspace.",
         422: "Fields are not valid (`validation_error`, with `fields`).",
         429: "Rate limited (`rate_limited`); see Retry-After.",
         503: "A backing service is down (`unavailable`).",

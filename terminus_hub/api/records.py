@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import request
+from flask import url_for
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -57,7 +58,7 @@ def list_records() -> dict[str, Any]:
 
 
 @bp.post("/records")
-def create_record() -> tuple[dict[str, Any], int]:
+def create_record() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a record in one of the account's workspaces."""
     body = validation.json_object({"workspace_id", "title", "data"})
     workspace, workspace_problem = _workspace_field(body.get("workspace_id"))
@@ -80,7 +81,7 @@ def create_record() -> tuple[dict[str, Any], int]:
     )
     db.session.add(record)
     db.session.commit()
-    return serialize(record), 201
+    return serialize(record), 201, {"Location": url_for("api.get_record", record_id=record.id)}
 
 
 @bp.get("/records/<record_id>")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from flask import url_for
+from sqlalchemy import func
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
@@ -12,10 +14,13 @@ from terminus_hub.api.auth import current_caller
 from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
+from terminus_hub.api_errors import ApiError
 from terminus_hub.extensions import db
+from terminus_hub.models import Account
 from terminus_hub.models import Workspace
 
 NAME_MAX = 120
+LAST_WORKSPACE = "An account keeps at least one workspace: create another before deleting this one."
 
 
 def serialize(workspace: Workspace) -> dict[str, Any]:
@@ -35,14 +40,15 @@ def list_workspaces() -> dict[str, Any]:
 
 
 @bp.post("/workspaces")
-def create_workspace() -> tuple[dict[str, Any], int]:
-    """Create a workspace."""
+def create_workspace() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Create a workspace; Location names it."""
     body = validation.json_object({"name"})
     validation.check({"name": validation.text(body.get("name"), max_length=NAME_MAX)})
     workspace = Workspace(account_id=current_caller().account.id, name=body["name"].strip())
     db.session.add(workspace)
     db.session.commit()
-    return serialize(workspace), 201
+    location = url_for("api.get_workspace", workspace_id=workspace.id)
+    return serialize(workspace), 201, {"Location": location}
 
 
 @bp.get("/workspaces/<workspace_id>")
@@ -65,7 +71,17 @@ def update_workspace(workspace_id: str) -> dict[str, Any]:
 
 @bp.delete("/workspaces/<workspace_id>")
 def delete_workspace(workspace_id: str) -> Response:
-    """Delete a workspace and its records."""
-    db.session.delete(in_account(Workspace, workspace_id))
+    """Delete a workspace and its records; an account keeps at least one workspace."""
+    account_id = current_caller().account.id
+    # The account's row is taken first: two deletes of its last two workspaces at once
+    # happen one after the other, and the second sees that only one is left.
+    db.session.execute(select(Account.id).where(Account.id == account_id).with_for_update())
+    workspace = in_account(Workspace, workspace_id)
+    left = db.session.scalar(
+        select(func.count()).select_from(Workspace).where(Workspace.account_id == account_id)
+    )
+    if left == 1:
+        raise ApiError("conflict", LAST_WORKSPACE, 409)
+    db.session.delete(workspace)
     db.session.commit()
     return Response(status=204)
