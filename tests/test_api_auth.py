@@ -369,6 +369,10 @@ def test_session_writes_with_the_pages_csrf_token_work(
     app: Flask, client: FlaskClient, user, method, path, body, status
 ) -> None:
     workspace_id = _main_workspace(app, user.account_slug)
+    with app.app_context():  # a second workspace, so that Main may be deleted
+        account_id = db.session.scalar(select(Account.id).where(Account.slug == user.account_slug))
+        db.session.add(Workspace(account_id=account_id, name="Spare"))
+        db.session.commit()
     sign_in(client, user.email)
     csrf = open_account(client, user.account_slug)
     url = path.format(id=workspace_id)
