@@ -31,12 +31,14 @@ class ApiError(Exception):
         message: str,
         status: int,
         fields: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.fields = fields
+        self.headers = headers or {}
 
 
 def unauthorized() -> ApiError:
@@ -44,9 +46,19 @@ def unauthorized() -> ApiError:
     return ApiError("unauthorized", _BY_STATUS[401][1], 401)
 
 
-def invalid_token() -> ApiError:
-    """A malformed, unknown or revoked key."""
-    return ApiError("invalid_token", "The API key is malformed, unknown or revoked.", 401)
+def invalid_token(message: str = "The API key is malformed, unknown or revoked.") -> ApiError:
+    """A malformed, unknown, revoked or expired key."""
+    return ApiError("invalid_token", message, 401)
+
+
+def insufficient_scope(scope: str) -> ApiError:
+    """A key without the scope an endpoint needs."""
+    return ApiError(
+        "insufficient_scope",
+        f"This API key does not have the {scope} scope this needs.",
+        403,
+        headers={"WWW-Authenticate": f'{REALM}, error="insufficient_scope", scope="{scope}"'},
+    )
 
 
 def not_found() -> ApiError:
@@ -70,6 +82,7 @@ def to_response(error: ApiError) -> Response:
         response.headers["WWW-Authenticate"] = REALM
     elif error.code == "invalid_token":
         response.headers["WWW-Authenticate"] = f'{REALM}, error="invalid_token"'
+    response.headers.update(error.headers)
     return response
 
 

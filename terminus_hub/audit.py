@@ -59,6 +59,7 @@ KINDS = (
     "sso.metadata_expired",
     "api_key.created",
     "api_key.revoked",
+    "api_key.rolled",
     "member.invited",
     "member.invitation_revoked",
     "member.joined",

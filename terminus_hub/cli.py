@@ -63,8 +63,10 @@ def init_app(app: Flask) -> None:
 @click.command("housekeeping")
 @with_appcontext
 def housekeeping_command() -> None:
-    """Delete expired sign-in requests, sessions, invitations and old mail (run hourly)."""
+    """Delete expired rows and old mail; announce keys that expire soon (run hourly)."""
     counts = housekeeping.purge()
+    announced = keyring.notify_expiring()
+    click.echo(f"Announced {announced} expiring key{'s' if announced != 1 else ''}.")
     click.echo("Deleted: " + ", ".join(f"{n} {name}" for name, n in counts.items()) + ".")
 
 
@@ -191,22 +193,53 @@ def _account(slug: str) -> Account:
 @keys_group.command("list")
 @click.argument("slug")
 def list_keys_command(slug: str) -> None:
-    """List an account's keys: id, prefix, name, created, last used (never the secret)."""
+    """List an account's keys: id, prefix, name, created, last used, expires, scopes."""
     for key in keyring.list_keys(_account(slug)):
         last = key.last_used_at.isoformat() if key.last_used_at else "never"
-        click.echo(f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at.isoformat()}\t{last}")
+        expires = key.expires_at.isoformat() if key.expires_at else "never"
+        scopes = ",".join(keyring.scopes_of(key))
+        click.echo(
+            f"{key.id}\t{key.prefix}…\t{key.name}\t{key.created_at.isoformat()}\t{last}"
+            f"\t{expires}\t{scopes}"
+        )
+
+
+@keys_group.command("notify-expiring")
+def notify_expiring_command() -> None:
+    """Mail owners and admins about keys that expire within seven days (run daily)."""
+    announced = keyring.notify_expiring()
+    click.echo(f"Announced {announced} expiring key{'s' if announced != 1 else ''}.")
 
 
 @keys_group.command("create")
 @click.argument("slug")
 @click.argument("name")
-def create_key_command(slug: str, name: str) -> None:
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    help="Allow this (repeat for each; default all): " + ", ".join(keyring.SCOPES) + ".",
+)
+@click.option(
+    "--expires-in-days",
+    type=int,
+    help=f"Let the key expire after this many days (1–{keyring.EXPIRY_DAYS_MAX}).",
+)
+def create_key_command(
+    slug: str, name: str, scopes: tuple[str, ...], expires_in_days: int | None
+) -> None:
     """Create a key and print its token, this once."""
     account = _account(slug)
-    problem = keyring.name_problem(name)
-    if problem:
-        raise click.ClickException(f"NAME: {problem}")
-    row, token = keyring.create_key(account, name, creator=None)
+    for flag, problem in (
+        ("NAME", keyring.name_problem(name)),
+        ("--scope", keyring.scopes_problem(list(scopes)) if scopes else None),
+        ("--expires-in-days", keyring.expiry_problem(expires_in_days)),
+    ):
+        if problem:
+            raise click.ClickException(f"{flag}: {problem}")
+    row, token = keyring.create_key(
+        account, name, creator=None, scopes=list(scopes) or None, expires_in_days=expires_in_days
+    )
     db.session.commit()
     click.echo(
         f"Created key {row.id} ({row.name}) for {account.slug}. "

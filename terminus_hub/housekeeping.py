@@ -11,6 +11,7 @@ from sqlalchemy import or_
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import AuditEvent
+from terminus_hub.models import IdempotentRequest
 from terminus_hub.models import Invitation
 from terminus_hub.models import OutboxMessage
 from terminus_hub.models import SamlAssertion
@@ -20,6 +21,7 @@ from terminus_hub.models import WebAuthnChallenge
 from terminus_hub.models import utcnow
 
 UNKNOWN_SIGN_INS_KEPT = timedelta(days=30)  # failed sign-ins to addresses nobody has
+IDEMPOTENCY_KEPT = timedelta(hours=24)  # how long a POST's Idempotency-Key replays its answer
 SENT_MAIL_KEPT = timedelta(days=7)  # long enough to answer "did the mail go out?"
 FAILED_MAIL_KEPT = timedelta(days=30)
 
@@ -46,6 +48,9 @@ def purge() -> dict[str, int]:
             AuditEvent.kind.in_(("sign_in.failed", "passkey.refused")),
             AuditEvent.user_id.is_(None),
             AuditEvent.created_at < now - UNKNOWN_SIGN_INS_KEPT,
+        ),
+        "idempotent_requests": delete(IdempotentRequest).where(
+            IdempotentRequest.created_at < now - IDEMPOTENCY_KEPT
         ),
         "outbox": delete(OutboxMessage).where(
             or_(

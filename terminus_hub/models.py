@@ -214,6 +214,12 @@ class ApiKey(Model):
     # For the record only: the key belongs to the account and outlives its creator.
     created_by_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What the key may do, space-separated (see core.keyring.SCOPES); read with the key check.
+    scopes: Mapped[str] = mapped_column(String(200))
+    # None: the key never expires. Also read with the key check.
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When owners and admins were told it expires soon (once per key).
+    expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     account: Mapped[Account] = relationship()
     created_by: Mapped[User | None] = relationship()
@@ -461,6 +467,23 @@ class WebAuthnChallenge(Model):
     binding: Mapped[str] = mapped_column(String(64))
     user_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
+
+
+class IdempotentRequest(Model):
+    """A POST sent with an Idempotency-Key, and its answer, kept 24 hours for replays."""
+
+    __tablename__ = "idempotent_requests"
+
+    # The API key's id, or the person's id for a browser session: keys are per caller.
+    caller_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # SHA-256 of the method, path, query and body: the same key with another request is refused.
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    # None while the first request runs.
+    status: Mapped[int | None] = mapped_column(Integer)
+    # The answer (status, headers, body) encrypted (Fernet): it may hold a new key's token.
+    response: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 class OutboxMessage(Model):

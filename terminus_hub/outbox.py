@@ -41,6 +41,7 @@ SUBJECTS = {
     "second_factor_changed": "Your Terminus Hub two-step sign-in changed",
     "invitation": "You are invited to join an account on Terminus Hub",
     "domain_unverified": "A single sign-on domain of your Terminus Hub account is unverified",
+    "api_key_expiring": "An API key of your Terminus Hub account expires in a week",
 }
 _CLAIM_SECONDS = 120
 

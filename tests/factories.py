@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from flask import Flask
 from flask.testing import FlaskClient
 
+from terminus_hub.core.keyring import SCOPES
 from terminus_hub.core.keyring import create_key
 from terminus_hub.core.membership import add_member
 from terminus_hub.core.membership import create_account
@@ -84,6 +85,11 @@ def make_api_key(app: Flask, slug: str, name: str = "CI pipeline") -> tuple[str,
         row, token = create_key(account, name, None)
         db.session.commit()
         return row.id, token
+
+
+def key_form(name: object, **fields: object) -> dict[str, object]:
+    """The key form as the page posts it: every scope box ticked, never expiring."""
+    return {"name": name, "scopes": list(SCOPES), "expires_in_days": "", **fields}
 
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')

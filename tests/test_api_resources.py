@@ -114,7 +114,7 @@ def test_workspaces_list_has_the_list_shape(a: Caller) -> None:
     response = a.get("/api/v1/workspaces")
     assert response.status_code == 200
     body = response.get_json()
-    assert set(body) == {"data", "next_cursor"}
+    assert set(body) == {"data", "next_cursor", "has_more"}
     assert body["next_cursor"] is None
     (main,) = body["data"]
     assert set(main) == WORKSPACE_FIELDS
@@ -236,8 +236,8 @@ def test_a_partial_patch_changes_only_what_it_names(a: Caller) -> None:
 def test_records_list_has_the_list_shape(a: Caller) -> None:
     record = a.new_record(a.main_workspace())
     body = a.get("/api/v1/records").get_json()
-    assert set(body) == {"data", "next_cursor"}
-    assert body == {"data": [record], "next_cursor": None}
+    assert set(body) == {"data", "next_cursor", "has_more"}
+    assert body == {"data": [record], "next_cursor": None, "has_more": False}
 
 
 def test_records_page_by_cursor_oldest_first(a: Caller) -> None:
@@ -394,10 +394,18 @@ def test_a_garbage_cursor_is_a_validation_error(a: Caller, cursor: str) -> None:
 def test_the_key_list_shows_this_accounts_keys(a: Caller, b: Caller) -> None:
     second_id, _ = make_api_key(a.app, a.slug, "Second")
     body = a.get("/api/v1/api_keys").get_json()
-    assert set(body) == {"data", "next_cursor"}
+    assert set(body) == {"data", "next_cursor", "has_more"}
     assert {k["id"] for k in body["data"]} == {a.key_id, second_id}
     for key in body["data"]:
-        assert set(key) == {"id", "name", "prefix", "created_at", "last_used_at"}
+        assert set(key) == {
+            "id",
+            "name",
+            "prefix",
+            "scopes",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+        }
         assert_utc_time(key["created_at"])
         if key["last_used_at"] is not None:
             assert_utc_time(key["last_used_at"])

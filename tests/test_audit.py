@@ -31,6 +31,7 @@ from terminus_hub import api_tokens
 from terminus_hub import audit
 from terminus_hub.accounts.audit_views import PAGE_SIZE
 from terminus_hub.api.auth import Caller
+from terminus_hub.core.keyring import SCOPES
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
@@ -40,6 +41,7 @@ from terminus_hub.models import User
 from terminus_hub.models import UserSession
 from terminus_hub.models import utcnow
 from tests import factories
+from tests.factories import key_form
 from tests.factories import make_api_key
 from tests.saml_idp import TestIdp
 from tests.test_api_auth import TOKEN_PATTERN
@@ -344,7 +346,7 @@ def test_failed_sso_configure_records_nothing(app, runner, user, tmp_path):
 def test_key_created_and_revoked_on_the_web_name_the_person(app, user):
     client = signed_in(app, user.email)
     slug = user.account_slug
-    created = client.post(f"/a/{slug}/api_keys", data={"name": "Deploy"})
+    created = client.post(f"/a/{slug}/api_keys", data=key_form("Deploy"))
     assert created.status_code == 201
     with app.app_context():
         key_id = db.session.scalar(select(ApiKey.id))
@@ -355,8 +357,14 @@ def test_key_created_and_revoked_on_the_web_name_the_person(app, user):
     for recorded in (made, revoked):
         assert recorded["account_id"] == account_id(app, slug)
         assert recorded["actor"] == user_actor(user.id)
-        assert recorded["detail"] == {"key_id": key_id, "name": "Deploy"}
         assert_from_visitor(recorded)
+    assert made["detail"] == {
+        "key_id": key_id,
+        "name": "Deploy",
+        "scopes": list(SCOPES),
+        "expires_at": None,
+    }
+    assert revoked["detail"] == {"key_id": key_id, "name": "Deploy"}
 
 
 def test_key_created_and_revoked_through_the_session_api_name_the_person(app, user):
@@ -601,7 +609,7 @@ def test_no_event_holds_a_secret(app, runner, user, outbox, tmp_path):
         secrets["session token"] = saved["sid"]
     secrets["session hash"] = hashlib.sha256(secrets["session token"].encode()).hexdigest()
     secrets["cookie"] = owner.get_cookie("thub_session").value
-    web_key = owner.post(f"/a/{slug}/api_keys", data={"name": "Web"}).get_data(as_text=True)
+    web_key = owner.post(f"/a/{slug}/api_keys", data=key_form("Web")).get_data(as_text=True)
     secrets["web key"] = TOKEN_PATTERN.search(web_key).group(0)
     api_key = owner.post("/api/v1/api_keys", json={"name": "Api"}, headers=csrf_of(owner, slug))
     secrets["api key"] = api_key.get_json()["key"]
@@ -999,7 +1007,7 @@ def broken_audit_table(app: Flask) -> Iterator[None]:
 def test_key_creation_succeeds_when_the_audit_write_fails(app, user, broken_audit_table, caplog):
     client = signed_in(app, user.email)
 
-    response = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "Still works"})
+    response = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("Still works"))
 
     assert response.status_code == 201
     token = TOKEN_PATTERN.search(response.get_data(as_text=True)).group(0)

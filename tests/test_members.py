@@ -34,6 +34,7 @@ from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
 from tests import factories
+from tests.factories import key_form
 from tests.factories import make_api_key
 from tests.factories import sign_in
 from tests.test_api_auth import TOKEN_PATTERN
@@ -464,7 +465,7 @@ def test_keys_created_by_a_removed_admin_keep_working(app, team):
     owner, admin = team["owner"], team["admin"]
     slug = owner.account_slug
     theirs = browser(app, admin.email, slug)
-    created = theirs.post(f"/a/{slug}/api_keys", data={"name": "Deploy"})
+    created = theirs.post(f"/a/{slug}/api_keys", data=key_form("Deploy"))
     assert created.status_code == 201
     token = TOKEN_PATTERN.search(created.get_data(as_text=True)).group(0)
     api_created = theirs.post(

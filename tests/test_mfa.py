@@ -29,6 +29,7 @@ from terminus_hub.models import utcnow
 from tests import factories
 from tests.conftest import Outbox
 from tests.factories import Person
+from tests.factories import key_form
 
 SECRET_FIELD = re.compile(r'id="totp-secret"[^>]*value="([A-Z2-7]+)"')
 CODE_ITEM = re.compile(r"<li>([a-z2-9]{5}-[a-z2-9]{5})</li>")
@@ -610,5 +611,5 @@ def test_a_blocked_form_post_returns_to_the_account_home_after_enrolment(
         db.session.scalars(select(Account)).one().require_mfa_for_managers = True
         db.session.commit()
     client = signed_in(app, admin)
-    blocked = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "x"})
+    blocked = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("x"))
     assert redirected(blocked, f"/settings/mfa/totp?next=/a/{user.account_slug}/")

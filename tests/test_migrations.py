@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
 from terminus_hub import create_app
+from terminus_hub.core.keyring import SCOPES
 from terminus_hub.extensions import db
 from tests.conftest import BASE_CONFIG
 
@@ -104,4 +105,33 @@ def test_existing_sso_domains_become_unverified_claims_and_only_proven_ones_go_b
             kept = conn.execute(text("SELECT domain, connection_id FROM sso_domains")).all()
         # The old schema trusts every row: only the verified claim may go back.
         assert kept == [("acme.io", "sso_1")]
+        db.engine.dispose()
+
+
+def test_keys_made_before_scopes_keep_every_scope_and_never_expire(empty_database_url, tmp_path):
+    app = create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": empty_database_url},
+        instance_path=str(tmp_path / "instance"),
+    )
+    with app.app_context():
+        upgrade(revision="d4f8a0b1c2e3")
+        with db.engine.begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO accounts (id, slug, name, created_at) "
+                    "VALUES ('acc_1', 'acme', 'Acme', CURRENT_TIMESTAMP)"
+                )
+            )
+            conn.execute(
+                text(
+                    "INSERT INTO api_keys (id, account_id, name, token_hash, prefix, created_at) "
+                    "VALUES ('key_1', 'acc_1', 'CI', :hash, 'thub_abc', CURRENT_TIMESTAMP)"
+                ),
+                {"hash": "0" * 64},
+            )
+        upgrade()
+        with db.engine.connect() as conn:
+            row = conn.execute(text("SELECT scopes, expires_at FROM api_keys")).one()
+        assert row[0].split() == list(SCOPES)
+        assert row[1] is None
         db.engine.dispose()

@@ -29,6 +29,7 @@ from terminus_hub.models import utcnow
 from tests import factories
 from tests.conftest import Outbox
 from tests.factories import Person
+from tests.factories import key_form
 from tests.sso_helpers import DOMAIN
 from tests.sso_helpers import make_sso
 from tests.test_mfa import code_at
@@ -408,14 +409,14 @@ def test_a_passkey_confirms_it_is_you(app: Flask, user: Person) -> None:
     client = app.test_client()
     assert sign_in_with(client, authenticator).status_code == 200
     with freeze_time(utcnow() + timedelta(minutes=11)):
-        stale = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "CI"})
+        stale = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("CI"))
         assert stale.status_code == 303 and stale.location.startswith("/reauth")
         assert 'data-passkey="reauth"' in client.get(stale.location).get_data(as_text=True)
         answer = sign_in_with(client, authenticator, path="/sign_in/passkey?next=/settings")
         assert answer.status_code == 200
         back = client.get(answer.get_json()["redirect"])
         assert back.status_code == 200 and "api_keys" in back.get_data(as_text=True)
-        made = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "CI"})
+        made = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("CI"))
         assert made.status_code == 201
 
 
@@ -661,7 +662,7 @@ def test_reauthentication_by_passkey_needs_user_verification_and_no_lock(
             db.session.commit()
         locked = sign_in_with(client, authenticator)
         assert locked.status_code == 403 and error_code(locked) == "locked"
-        stale = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "CI"})
+        stale = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("CI"))
         assert stale.status_code == 303 and stale.location.startswith("/reauth")
 
 

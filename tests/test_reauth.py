@@ -18,6 +18,7 @@ from terminus_hub.models import AuditEvent
 from terminus_hub.models import utcnow
 from tests import factories
 from tests.factories import Person
+from tests.factories import key_form
 from tests.saml_signer import SAML
 from tests.saml_signer import authn_request_from
 from tests.saml_signer import saml_time
@@ -36,7 +37,7 @@ def _keys(app: Flask) -> int:
 def _create_key(client: FlaskClient, person: Person) -> object:
     page = f"http://localhost/a/{person.account_slug}/api_keys"
     return client.post(
-        f"/a/{person.account_slug}/api_keys", data={"name": "CI"}, headers={"Referer": page}
+        f"/a/{person.account_slug}/api_keys", data=key_form("CI"), headers={"Referer": page}
     )
 
 
@@ -191,12 +192,12 @@ def test_a_sign_in_from_an_old_idp_session_is_not_a_recent_proof(
     factories.make_membership(app, sso.slug, person, "admin")
     old = sso.respond(sso.start(), person, edit=_from_an_old_idp_session)
     assert sso.post(old).status_code == 303
-    made = client.post(f"/a/{sso.slug}/api_keys", data={"name": "x"})
+    made = client.post(f"/a/{sso.slug}/api_keys", data=key_form("x"))
     assert made.status_code == 303 and made.location.startswith("/reauth")
     assert _keys(app) == 0
     fresh = app.test_client()
     assert sso.post(sso.respond(sso.start(fresh), person), client=fresh).status_code == 303
-    assert fresh.post(f"/a/{sso.slug}/api_keys", data={"name": "x"}).status_code == 201
+    assert fresh.post(f"/a/{sso.slug}/api_keys", data=key_form("x")).status_code == 201
 
 
 def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
@@ -219,7 +220,7 @@ def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
         assert f'action="/a/{user.account_slug}/api_keys"' in resume
         assert 'value="Deploy &lt;bot&gt;"' in resume
         assert "never kept" not in resume and "1234" not in resume
-        sent = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "Deploy <bot>"})
+        sent = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("Deploy <bot>"))
         assert sent.status_code == 201 and _keys(app) == 1
         # Kept once: the next re-authentication goes straight back.
         again = client.post("/reauth", data={"password": user.password, "next": "/accounts"})
@@ -229,7 +230,7 @@ def test_after_the_password_the_interrupted_form_is_sent_again_as_it_was(
 def test_htmx_is_told_to_navigate_to_reauth(app: Flask, client: FlaskClient, user, hx) -> None:
     factories.sign_in(client, user.email)
     with freeze_time(utcnow() + LATER):
-        response = client.post(f"/a/{user.account_slug}/api_keys", data={"name": "x"}, headers=hx)
+        response = client.post(f"/a/{user.account_slug}/api_keys", data=key_form("x"), headers=hx)
         assert response.status_code == 200
         assert response.headers["HX-Redirect"].startswith("/reauth?next=")
 

@@ -7,12 +7,15 @@ from wtforms import BooleanField
 from wtforms import Field
 from wtforms import PasswordField
 from wtforms import SelectField
+from wtforms import SelectMultipleField
 from wtforms import StringField
 from wtforms.validators import DataRequired
 from wtforms.validators import InputRequired
 from wtforms.validators import ValidationError
+from wtforms.widgets import CheckboxInput
+from wtforms.widgets import ListWidget
 
-from terminus_hub.core.keyring import name_problem
+from terminus_hub.core import keyring
 from terminus_hub.core.membership import NAME_INVALID
 from terminus_hub.forms import NAME_INVALID as NAME_INVALID_PERSON
 from terminus_hub.forms import NAME_REQUIRED
@@ -23,15 +26,53 @@ from terminus_hub.forms import email_field
 from terminus_hub.forms import name_field
 from terminus_hub.passwords import password_problem
 
+EXPIRY_CHOICES = {
+    "": "Never",
+    "30": "In 30 days",
+    "90": "In 90 days",
+    "180": "In 180 days",
+    "366": "In a year",
+}
+GRACE_CHOICES = {
+    "0": "Now",
+    "1": "In an hour",
+    "24": "In 24 hours",
+    "72": "In 3 days",
+    "168": "In 7 days",
+}
+
 
 class ApiKeyCreateForm(FlaskForm):
     name = StringField("Key name")
+    scopes = SelectMultipleField(
+        "What it may do",
+        choices=keyring.SCOPE_LABELS,
+        default=list(keyring.SCOPES),
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=False,
+    )
+    expires_in_days = SelectField("Expires", choices=EXPIRY_CHOICES, default="")
 
     def validate_name(self, field: Field) -> None:
         """Apply the same name rule as the API."""
-        problem = name_problem(field.data)
+        problem = keyring.name_problem(field.data)
         if problem:
             raise ValidationError(problem)
+
+    def validate_scopes(self, field: Field) -> None:
+        """Apply the same scope rule as the API."""
+        problem = keyring.scopes_problem(list(field.data or []))
+        if problem:
+            raise ValidationError(problem)
+
+    def expiry_days(self) -> int | None:
+        """The chosen lifetime in days, or None for never."""
+        return int(self.expires_in_days.data) if self.expires_in_days.data else None
+
+
+class ApiKeyRollForm(FlaskForm):
+    expires_in_hours = SelectField("The old key stops working", choices=GRACE_CHOICES, default="24")
 
 
 ROLE_CHOICES = {"member": "Member", "admin": "Admin", "owner": "Owner"}

@@ -15,6 +15,7 @@ from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import ApiKeyCreateForm
+from terminus_hub.accounts.forms import ApiKeyRollForm
 from terminus_hub.core import keyring
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.extensions import db
@@ -25,8 +26,10 @@ from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
+from terminus_hub.models import utcnow
 
 KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
+ROLL_REFUSED = "The key was not rolled: reload the page and try again."
 
 
 @bp.get("/accounts")
@@ -58,6 +61,7 @@ def _keys_page(
     new_key: ApiKey | None = None,
     new_token: str | None = None,
     status: int = 200,
+    rolled: ApiKey | None = None,
 ) -> Response:
     return htmx.render(
         "accounts/api_keys.html",
@@ -69,6 +73,11 @@ def _keys_page(
         form=form,
         new_key=new_key,
         new_token=new_token,
+        rolled=rolled,
+        roll_form=ApiKeyRollForm(formdata=None),
+        now=utcnow(),
+        scope_labels=keyring.SCOPE_LABELS,
+        all_scopes=keyring.SCOPES,
         can_manage=membership.role in MANAGER_ROLES,
         empty_form=EmptyForm(),
     )
@@ -93,9 +102,43 @@ def create_api_key(slug: str) -> Response:
     form = ApiKeyCreateForm()
     if not form.validate_on_submit():
         return _keys_page(account, membership, form, status=422)
-    row, token = keyring.create_key(account, form.name.data or "", current_user)
+    row, token = keyring.create_key(
+        account,
+        form.name.data or "",
+        current_user,
+        scopes=list(form.scopes.data or []),
+        expires_in_days=form.expiry_days(),
+    )
     db.session.commit()
     return _keys_page(account, membership, ApiKeyCreateForm(formdata=None), row, token, 201)
+
+
+@bp.post("/a/<slug>/api_keys/<key_id>/roll")
+@login_required
+@reauth.required
+def roll_api_key(slug: str, key_id: str) -> Response:
+    """Replace a key by a new one with its name and scopes, and show the new token once."""
+    account, membership = member_account_or_404(current_user, slug)
+    if membership.role not in MANAGER_ROLES:
+        abort(403)
+    key = keyring.get_key(account, key_id)
+    if key is None:
+        abort(404)
+    form = ApiKeyRollForm()
+    if not form.validate_on_submit():
+        # Only a stale page or a forged post gets here: say so and change nothing.
+        flash(ROLL_REFUSED, "error")
+        return htmx.redirect_to(url_for("accounts.api_keys", slug=account.slug))
+    try:
+        row, token = keyring.roll_key(key, int(form.expires_in_hours.data), current_user)
+    except keyring.KeyringError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return htmx.redirect_to(url_for("accounts.api_keys", slug=account.slug))
+    db.session.commit()
+    return _keys_page(
+        account, membership, ApiKeyCreateForm(formdata=None), row, token, 201, rolled=key
+    )
 
 
 @bp.post("/a/<slug>/api_keys/<key_id>/delete")

@@ -28,8 +28,10 @@ from terminus_hub import user_sessions
 from terminus_hub.api import rate_limit
 from terminus_hub.api.bearer import key_hash
 from terminus_hub.api_errors import ApiError
+from terminus_hub.api_errors import insufficient_scope
 from terminus_hub.api_errors import invalid_token
 from terminus_hub.api_errors import unauthorized
+from terminus_hub.core.keyring import SCOPES
 from terminus_hub.core.membership import accounts_of
 from terminus_hub.core.membership import membership_of
 from terminus_hub.extensions import db
@@ -52,6 +54,7 @@ CSRF_REQUIRED = "Send the page's CSRF token in the X-CSRFToken header."
 NO_ACCOUNT = "Open an account in the web app first, so the API knows which one you mean."
 ADMIN_ONLY = "API keys cannot use this endpoint; an owner or admin must do it signed in."
 ROLE_REQUIRED = "Only the account's owners and admins can do this."
+EXPIRED = "This API key expired at {when}. Roll or create a key on the API keys page."
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -72,6 +75,7 @@ class KeyRef:
 
     id: str
     last_used_at: datetime | None
+    scopes: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -113,8 +117,17 @@ def authenticate() -> None:
 # One indexed lookup (the unique index on api_keys.token_hash) joining the account, as a Core
 # statement (compiled once, cached): no ORM objects. On PostgreSQL it runs on its own pooled
 # connection in autocommit, with no BEGIN/ROLLBACK around it.
+# The key's scopes and expiry ride on the same row.
 _KEY_SELECT = (
-    select(ApiKey.id, ApiKey.last_used_at, Account.id, Account.slug, Account.name)
+    select(
+        ApiKey.id,
+        ApiKey.last_used_at,
+        ApiKey.scopes,
+        ApiKey.expires_at,
+        Account.id,
+        Account.slug,
+        Account.name,
+    )
     .join(Account, Account.id == ApiKey.account_id)
     .where(ApiKey.token_hash == bindparam("token_hash"))
 )
@@ -126,34 +139,41 @@ def _from_key(header: str) -> Caller:
     token_hash = key_hash(header)
     if token_hash is None:
         raise invalid_token()
+    now = utcnow()
     engine = db.engine
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
-            if row is not None:
-                _touch(conn, row[0], row[1])
+            if row is not None and not _expired(row.expires_at, now):
+                _touch(conn, row[0], row[1], now)
     else:
         # SQLite (development, tests): the session's own connection, one transaction.
         conn = db.session.connection()
         row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
-        if row is not None and _touch(conn, row[0], row[1]):
+        fresh = row is not None and not _expired(row.expires_at, now)
+        if fresh and row is not None and _touch(conn, row[0], row[1], now):
             db.session.commit()
     if row is None:
         # Well-formed but unknown: each costs a lookup, so they are also counted per address.
         rate_limit.count_unknown_key()
         raise invalid_token()
-    key_id, last_used_at, account_id, slug, name = row
+    key_id, last_used_at, scopes, expires_at, account_id, slug, name = row
+    if expires_at is not None and _expired(expires_at, now):
+        raise invalid_token(EXPIRED.format(when=expires_at.isoformat(timespec="seconds")))
     return Caller(
         account=AccountRef(id=account_id, slug=slug, name=name),
         auth="api_key",
-        key=KeyRef(id=key_id, last_used_at=last_used_at),
+        key=KeyRef(id=key_id, last_used_at=last_used_at, scopes=frozenset(scopes.split())),
     )
 
 
-def _touch(conn: Connection, key_id: str, last_used_at: datetime | None) -> bool:
+def _expired(expires_at: datetime | None, now: datetime) -> bool:
+    return expires_at is not None and expires_at <= now
+
+
+def _touch(conn: Connection, key_id: str, last_used_at: datetime | None, now: datetime) -> bool:
     """Record the key's use, at most once a minute; say whether a write was made."""
-    now = utcnow()
     if last_used_at is not None and now - last_used_at < LAST_USED_EVERY:
         return False
     # Conditional, so parallel requests on many instances write it once a minute at most.
@@ -195,8 +215,28 @@ def _from_session() -> Caller:
     return Caller(account=account, auth="session", user=user, membership=membership)
 
 
+def scope(needed: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Let a key call the view only if it has the scope; sessions act with the member's role."""
+    if needed not in SCOPES:
+        raise ValueError(f"unknown scope {needed}")
+
+    def decorate(view: Callable[P, R]) -> Callable[P, R]:
+        @wraps(view)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            caller = current_caller()
+            if isinstance(caller.key, KeyRef) and needed not in caller.key.scopes:
+                raise insufficient_scope(needed)
+            return view(*args, **kwargs)
+
+        REQUIRED_SCOPES[f"{BLUEPRINT}.{view.__name__}"] = needed
+        return wrapper
+
+    return decorate
+
+
 def admin_only(view: Callable[P, R]) -> Callable[P, R]:
     """Allow only an owner or admin signed in with a session; keys get 403 admin_only."""
+    ADMIN_ONLY_ENDPOINTS.add(f"{BLUEPRINT}.{view.__name__}")
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
@@ -210,4 +250,8 @@ def admin_only(view: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-PUBLIC_ENDPOINTS = {"api.openapi_document"}
+BLUEPRINT = rate_limit.API_BLUEPRINT
+PUBLIC_ENDPOINTS = {f"{BLUEPRINT}.openapi_document"}
+# Filled in by the decorators as the views are defined (the OpenAPI document reads them too).
+REQUIRED_SCOPES: dict[str, str] = {}
+ADMIN_ONLY_ENDPOINTS: set[str] = set()

@@ -7,6 +7,7 @@ from flask.blueprints import BlueprintSetupState
 
 from terminus_hub.api import auth
 from terminus_hub.api import rate_limit
+from terminus_hub.api import validation
 from terminus_hub.extensions import csrf
 from terminus_hub.extensions import limiter
 
@@ -14,6 +15,7 @@ bp = Blueprint(rate_limit.API_BLUEPRINT, __name__, url_prefix=rate_limit.API_PRE
 # Session callers are checked for X-CSRFToken by api.auth itself; key callers carry no cookies.
 csrf.exempt(bp)
 bp.before_request(auth.authenticate)
+bp.before_request(validation.check_query_parameters)
 # Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
 # rate_limit.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
 # the limiter's storage; Flask-Limiter's own hook is wrapped to leave API calls alone.

@@ -6,6 +6,9 @@ from datetime import datetime
 from typing import Any
 
 from flask import request
+from flask import url_for
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 from werkzeug.wrappers import Response
 
 from terminus_hub import audit
@@ -18,6 +21,8 @@ from terminus_hub.api.auth import current_caller
 from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
+from terminus_hub.api.validation import PAGING
+from terminus_hub.api.validation import takes_query
 from terminus_hub.api_errors import ApiError
 from terminus_hub.api_errors import not_found
 from terminus_hub.api_errors import validation_error
@@ -25,7 +30,6 @@ from terminus_hub.core import invitations as invites
 from terminus_hub.core.membership import MembershipError
 from terminus_hub.core.membership import change_role
 from terminus_hub.core.membership import check_manager
-from terminus_hub.core.membership import members_of
 from terminus_hub.core.membership import remove_member
 from terminus_hub.extensions import db
 from terminus_hub.models import ROLES
@@ -65,11 +69,16 @@ def _refused(exc: MembershipError) -> ApiError:
 
 
 @bp.get("/members")
+@takes_query(*PAGING)
 @admin_only
 def list_members() -> dict[str, Any]:
-    """List the account's members, owners first."""
-    rows = members_of(current_caller().account)
-    return {"data": [serialize_member(m) for m in rows], "next_cursor": None}
+    """List the account's members, oldest first."""
+    query = (
+        select(Membership)
+        .where(Membership.account_id == current_caller().account.id)
+        .options(joinedload(Membership.user))
+    )
+    return paginate(query, Membership, serialize_member)
 
 
 @bp.patch("/members/<member_id>")
@@ -105,17 +114,33 @@ def delete_member(member_id: str) -> Response:
 
 
 @bp.get("/invitations")
+@takes_query(*PAGING)
 @admin_only
 def list_invitations() -> dict[str, Any]:
-    """List pending invitations, newest first."""
-    rows = invites.pending_for(current_caller().account)
-    return {"data": [serialize_invitation(i) for i in rows], "next_cursor": None}
+    """List pending invitations, oldest first."""
+    return paginate(
+        invites.pending_query(current_caller().account), Invitation, serialize_invitation
+    )
+
+
+@bp.get("/invitations/<invitation_id>")
+@admin_only
+def get_invitation(invitation_id: str) -> dict[str, Any]:
+    """Show one pending invitation."""
+    return serialize_invitation(_pending_or_404(invitation_id))
+
+
+def _pending_or_404(invitation_id: str) -> Invitation:
+    row = in_account(Invitation, invitation_id)
+    if not row.is_pending:
+        raise not_found()
+    return row
 
 
 @bp.post("/invitations")
 @admin_only
 @reauth.required
-def create_invitation() -> tuple[dict[str, Any], int]:
+def create_invitation() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Invite an email with a role; the link goes out by mail."""
     body = validation.json_object({"email", "role"})
     problems: dict[str, str | None] = {"role": None if body.get("role") in ROLES else ROLE_INVALID}
@@ -140,7 +165,8 @@ def create_invitation() -> tuple[dict[str, Any], int]:
         db.session.rollback()
         raise validation_error({"email": str(exc)}) from None
     db.session.commit()
-    return serialize_invitation(invitation), 201
+    location = url_for("api.get_invitation", invitation_id=invitation.id)
+    return serialize_invitation(invitation), 201, {"Location": location}
 
 
 @bp.delete("/invitations/<invitation_id>")
@@ -148,9 +174,7 @@ def create_invitation() -> tuple[dict[str, Any], int]:
 @reauth.required
 def delete_invitation(invitation_id: str) -> Response:
     """Withdraw a pending invitation."""
-    row = in_account(Invitation, invitation_id)
-    if not row.is_pending:
-        raise not_found()
+    row = _pending_or_404(invitation_id)
     try:
         invites.revoke(row, current_caller().membership)
     except MembershipError as exc:
@@ -174,6 +198,7 @@ def _time_arg(name: str) -> datetime | None:
 
 
 @bp.get("/audit_events")
+@takes_query(*PAGING, "kind", "user_id", "since", "until")
 @admin_only
 def list_audit_events() -> dict[str, Any]:
     """List the account's security events, oldest first; filter by kind, user and time."""

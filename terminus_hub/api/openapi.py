@@ -10,15 +10,22 @@ from terminus_hub.api.pagination import MAX_LIMIT
 from terminus_hub.api.records import TITLE_MAX
 from terminus_hub.api.validation import MAX_DATA_BYTES
 from terminus_hub.api.workspaces import NAME_MAX
+from terminus_hub.core.keyring import EXPIRY_DAYS_MAX
+from terminus_hub.core.keyring import GRACE_HOURS_DEFAULT
+from terminus_hub.core.keyring import GRACE_HOURS_MAX
+from terminus_hub.core.keyring import SCOPES
 
 _ERROR_CODES = [
     "bad_request",
     "unauthorized",
     "invalid_token",
     "admin_only",
+    "insufficient_scope",
+    "second_factor_required",
     "forbidden",
     "not_found",
     "method_not_allowed",
+    "conflict",
     "validation_error",
     "rate_limited",
     "internal_error",
@@ -105,7 +112,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "ApiKey": {
         "type": "object",
-        "required": ["id", "name", "prefix", "created_at", "last_used_at"],
+        "required": ["id", "name", "prefix", "scopes", "created_at", "last_used_at", "expires_at"],
         "properties": {
             "id": _ID,
             "name": {"type": "string"},
@@ -113,12 +120,24 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": "The first characters, for telling keys apart.",
             },
+            "scopes": {"type": "array", "items": {"$ref": "#/components/schemas/Scope"}},
             "created_at": _TIME,
             "last_used_at": {
                 "oneOf": [_TIME, {"type": "null"}],
                 "description": "May lag by up to a minute.",
             },
+            "expires_at": {
+                "oneOf": [_TIME, {"type": "null"}],
+                "description": "When the key stops working; null: never.",
+            },
         },
+    },
+    "Scope": {
+        "type": "string",
+        "description": "What a key may do. Known values: "
+        + ", ".join(SCOPES)
+        + ". More may come: accept values you do not know.",
+        "examples": list(SCOPES),
     },
     "NewApiKey": {
         "allOf": [
@@ -207,7 +226,35 @@ SCHEMAS: dict[str, Any] = {
         "type": "object",
         "additionalProperties": False,
         "required": ["name"],
-        "properties": {"name": {"type": "string", "minLength": 1, "maxLength": 100}},
+        "properties": {
+            "name": {"type": "string", "minLength": 1, "maxLength": 100},
+            "scopes": {
+                "type": "array",
+                "items": {"type": "string", "enum": list(SCOPES)},
+                "minItems": 1,
+                "uniqueItems": True,
+                "description": "What the key may do; every scope when left out.",
+            },
+            "expires_in_days": {
+                "type": ["integer", "null"],
+                "minimum": 1,
+                "maximum": EXPIRY_DAYS_MAX,
+                "description": "Days until the key stops working; never when left out or null.",
+            },
+        },
+    },
+    "ApiKeyRoll": {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": {
+            "expires_in_hours": {
+                "type": "integer",
+                "minimum": 0,
+                "maximum": GRACE_HOURS_MAX,
+                "default": GRACE_HOURS_DEFAULT,
+                "description": "How long the old key keeps working.",
+            }
+        },
     },
 }
 
@@ -215,10 +262,11 @@ SCHEMAS: dict[str, Any] = {
 def _list_of(schema: str) -> dict[str, Any]:
     return {
         "type": "object",
-        "required": ["data", "next_cursor"],
+        "required": ["data", "next_cursor", "has_more"],
         "properties": {
             "data": {"type": "array", "items": {"$ref": f"#/components/schemas/{schema}"}},
             "next_cursor": {"type": ["string", "null"]},
+            "has_more": {"type": "boolean"},
         },
     }
 
@@ -251,9 +299,9 @@ def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]
     return {"summary": summary, "responses": responses, **extra}
 
 
-def _created(schema: str) -> dict[str, Any]:
+def _created(schema: str, description: str = "Created.") -> dict[str, Any]:
     location = {"description": "The new object's address.", "schema": {"type": "string"}}
-    return {**_json(schema, "Created."), "headers": {"Location": location}}
+    return {**_json(schema, description), "headers": {"Location": location}}
 
 
 def _body(schema: str) -> dict[str, Any]:
@@ -311,20 +359,37 @@ def document() -> dict[str, Any]:
         **_resource("record", "Record", "RecordPatch", extra_params=[workspace_filter]),
         "/api_keys": {
             "get": _op(
-                "List the account's keys (never the secrets)",
-                {"200": _json(_list_of("ApiKey"), "The keys."), **_errors(*_COMMON, 403)},
+                "List the account's keys, oldest first (never the secrets)",
+                {"200": _json(_list_of("ApiKey"), "The keys."), **_errors(*_COMMON, 403, 422)},
+                parameters=_PAGE_PARAMS,
             ),
             "post": _op(
                 "Create a key (owner or admin session only)",
                 {
-                    "201": _json("NewApiKey", "Created; the full key is in `key`, this once."),
+                    "201": _created("NewApiKey", "Created; the full key is in `key`, this once."),
                     **_errors(*_COMMON, *_BODY, 403),
                 },
                 requestBody=_body("ApiKeyInput"),
             ),
         },
+        "/api_keys/{key_id}/roll": {
+            "parameters": [key_id],
+            "post": _op(
+                "Roll a key (owner or admin session only): a new key with the same name and "
+                "scopes; the old one keeps working `expires_in_hours` more",
+                {
+                    "201": _created("NewApiKey", "The new key; the full key is in `key`, once."),
+                    **_errors(*_COMMON, *_BODY, 403, 404),
+                },
+                requestBody={**_body("ApiKeyRoll"), "required": False},
+            ),
+        },
         "/api_keys/{key_id}": {
             "parameters": [key_id],
+            "get": _op(
+                "Show a key (never its secret)",
+                {"200": _json("ApiKey", "Found."), **_errors(*_COMMON, 403, 404)},
+            ),
             "delete": _op(
                 "Revoke a key (owner or admin session only); it fails from the next request",
                 {"204": {"description": "Revoked."}, **_errors(*_COMMON, 403, 404)},
@@ -333,7 +398,8 @@ def document() -> dict[str, Any]:
         "/members": {
             "get": _op(
                 "List members (owner or admin session only)",
-                {"200": _json(_list_of("Member"), "The members."), **_errors(*_COMMON, 403)},
+                {"200": _json(_list_of("Member"), "The members."), **_errors(*_COMMON, 403, 422)},
+                parameters=_PAGE_PARAMS,
             )
         },
         "/members/{member_id}": {
@@ -351,16 +417,21 @@ def document() -> dict[str, Any]:
         "/invitations": {
             "get": _op(
                 "List pending invitations (owner or admin session only)",
-                {"200": _json(_list_of("Invitation"), "Pending."), **_errors(*_COMMON, 403)},
+                {"200": _json(_list_of("Invitation"), "Pending."), **_errors(*_COMMON, 403, 422)},
+                parameters=_PAGE_PARAMS,
             ),
             "post": _op(
                 "Invite an email with a role (owner or admin session only)",
-                {"201": _json("Invitation", "Sent."), **_errors(*_COMMON, *_BODY, 403)},
+                {"201": _created("Invitation", "Sent."), **_errors(*_COMMON, *_BODY, 403)},
                 requestBody=_body("InvitationInput"),
             ),
         },
         "/invitations/{invitation_id}": {
             "parameters": [{"name": "invitation_id", **_ID_PARAM}],
+            "get": _op(
+                "Show a pending invitation (owner or admin session only)",
+                {"200": _json("Invitation", "Found."), **_errors(*_COMMON, 403, 404)},
+            ),
             "delete": _op(
                 "Withdraw an invitation (owner or admin session only)",
                 {"204": {"description": "Withdrawn."}, **_errors(*_COMMON, 403, 404)},
@@ -397,10 +468,11 @@ def document() -> dict[str, Any]:
     descriptions = {
         400: "Malformed: the body is not a JSON object, or the request holds NUL characters "
         "(`bad_request`).",
-        401: "No credentials (`unauthorized`), or a malformed, unknown or revoked key "
+        401: "No credentials (`unauthorized`), or a malformed, unknown, revoked or expired key "
         "(`invalid_token`).",
-        403: "An API key on an admin-only endpoint (`admin_only`); a member without the role, "
-        "or a session call without X-CSRFToken (`forbidden`).",
+        403: "An API key on an admin-only endpoint (`admin_only`); a key without the scope "
+        "the operation needs (`insufficient_scope`); a member without the role, or a session "
+        "call without X-CSRFToken (`forbidden`).",
         404: "No such object in this account (`not_found`).",
         409: "The change would break a rule of the account (`conflict`), such as deleting its "
         "last workspace.",

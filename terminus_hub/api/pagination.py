@@ -1,4 +1,4 @@
-"""Cursor pagination over (created_at, id) and the {"data", "next_cursor"} list shape."""
+"""Cursor pagination over (created_at, id) and the {"data", "next_cursor", "has_more"} shape."""
 
 from __future__ import annotations
 
@@ -73,4 +73,8 @@ def paginate(
     if len(rows) > limit:
         rows = rows[:limit]
         next_cursor = _encode(rows[-1].created_at, rows[-1].id)
-    return {"data": [serialize(row) for row in rows], "next_cursor": next_cursor}
+    return {
+        "data": [serialize(row) for row in rows],
+        "next_cursor": next_cursor,
+        "has_more": next_cursor is not None,
+    }

@@ -11,9 +11,12 @@ from werkzeug.wrappers import Response
 
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.auth import scope
 from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
+from terminus_hub.api.validation import PAGING
+from terminus_hub.api.validation import takes_query
 from terminus_hub.extensions import db
 from terminus_hub.models import Record
 from terminus_hub.models import Workspace
@@ -48,6 +51,8 @@ def _workspace_field(value: Any) -> tuple[Workspace | None, str | None]:
 
 
 @bp.get("/records")
+@takes_query(*PAGING, "workspace_id")
+@scope("records:read")
 def list_records() -> dict[str, Any]:
     """List records, oldest first, optionally of one workspace."""
     query = select(Record).where(Record.account_id == current_caller().account.id)
@@ -58,6 +63,7 @@ def list_records() -> dict[str, Any]:
 
 
 @bp.post("/records")
+@scope("records:write")
 def create_record() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a record in one of the account's workspaces."""
     body = validation.json_object({"workspace_id", "title", "data"})
@@ -85,12 +91,14 @@ def create_record() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.get("/records/<record_id>")
+@scope("records:read")
 def get_record(record_id: str) -> dict[str, Any]:
     """Show one record."""
     return serialize(in_account(Record, record_id))
 
 
 @bp.patch("/records/<record_id>")
+@scope("records:write")
 def update_record(record_id: str) -> dict[str, Any]:
     """Change a record's title, data or workspace."""
     record = in_account(Record, record_id)
@@ -119,6 +127,7 @@ def update_record(record_id: str) -> dict[str, Any]:
 
 
 @bp.delete("/records/<record_id>")
+@scope("records:write")
 def delete_record(record_id: str) -> Response:
     """Delete a record."""
     db.session.delete(in_account(Record, record_id))

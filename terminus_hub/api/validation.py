@@ -1,18 +1,28 @@
-"""Request bodies: a JSON object or 400; each field checked, every problem named (422)."""
+"""Request bodies and query strings: every field checked, every problem named (422).
+
+A body must be a JSON object (else 400); each view names the query parameters it takes, and
+any other one is refused like an unknown body field.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
+from typing import TypeVar
 
 from flask import request
 
+from terminus_hub.api.rate_limit import API_BLUEPRINT
 from terminus_hub.api_errors import ApiError
 from terminus_hub.api_errors import validation_error
 
 NOT_JSON = "Send a JSON object with Content-Type: application/json."
 UNKNOWN_FIELD = "Unknown field."
+UNKNOWN_PARAMETER = "Unknown query parameter."
+# What every list takes.
+PAGING = ("limit", "cursor")
 REQUIRED = "This field is required."
 NUL_INSIDE = "Must not contain NUL characters."
 MAX_DATA_BYTES = 64 * 1024
@@ -20,6 +30,33 @@ MAX_DATA_DEPTH = 32  # objects and arrays inside a record's data, counting data 
 # A 422 names the unknown fields it found, but never echoes a huge body back.
 MAX_UNKNOWN_NAMED = 10
 MAX_NAME_ECHOED = 64
+
+
+V = TypeVar("V", bound=Callable[..., Any])
+# endpoint -> the query parameters it takes; endpoints not named take none.
+QUERY_PARAMETERS: dict[str, frozenset[str]] = {}
+
+
+def takes_query(*names: str) -> Callable[[V], V]:
+    """Name the query parameters a view takes (the others are refused before it runs)."""
+
+    def decorate(view: V) -> V:
+        QUERY_PARAMETERS[f"{API_BLUEPRINT}.{view.__name__}"] = frozenset(names)
+        return view
+
+    return decorate
+
+
+def check_query_parameters() -> None:
+    """Refuse, with 422, query parameters the endpoint does not take."""
+    if not request.args or request.endpoint is None:
+        return
+    allowed = QUERY_PARAMETERS.get(request.endpoint, frozenset())
+    unknown = [name for name in request.args if name not in allowed]
+    if unknown:
+        raise validation_error(
+            {_echoed(name): UNKNOWN_PARAMETER for name in unknown[:MAX_UNKNOWN_NAMED]}
+        )
 
 
 def _refuse_constant(name: str) -> float:

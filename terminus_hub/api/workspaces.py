@@ -11,9 +11,12 @@ from werkzeug.wrappers import Response
 
 from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
+from terminus_hub.api.auth import scope
 from terminus_hub.api.blueprint import bp
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
+from terminus_hub.api.validation import PAGING
+from terminus_hub.api.validation import takes_query
 from terminus_hub.api_errors import ApiError
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
@@ -33,6 +36,8 @@ def serialize(workspace: Workspace) -> dict[str, Any]:
 
 
 @bp.get("/workspaces")
+@takes_query(*PAGING)
+@scope("workspaces:read")
 def list_workspaces() -> dict[str, Any]:
     """List the account's workspaces, oldest first."""
     query = select(Workspace).where(Workspace.account_id == current_caller().account.id)
@@ -40,6 +45,7 @@ def list_workspaces() -> dict[str, Any]:
 
 
 @bp.post("/workspaces")
+@scope("workspaces:write")
 def create_workspace() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a workspace; Location names it."""
     body = validation.json_object({"name"})
@@ -52,12 +58,14 @@ def create_workspace() -> tuple[dict[str, Any], int, dict[str, str]]:
 
 
 @bp.get("/workspaces/<workspace_id>")
+@scope("workspaces:read")
 def get_workspace(workspace_id: str) -> dict[str, Any]:
     """Show one workspace."""
     return serialize(in_account(Workspace, workspace_id))
 
 
 @bp.patch("/workspaces/<workspace_id>")
+@scope("workspaces:write")
 def update_workspace(workspace_id: str) -> dict[str, Any]:
     """Rename a workspace."""
     workspace = in_account(Workspace, workspace_id)
@@ -70,6 +78,7 @@ def update_workspace(workspace_id: str) -> dict[str, Any]:
 
 
 @bp.delete("/workspaces/<workspace_id>")
+@scope("workspaces:write")
 def delete_workspace(workspace_id: str) -> Response:
     """Delete a workspace and its records; an account keeps at least one workspace."""
     account_id = current_caller().account.id

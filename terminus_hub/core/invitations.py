@@ -6,8 +6,10 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from flask import current_app
+from sqlalchemy import Select
 from sqlalchemy import select
 from sqlalchemy import update
 
@@ -48,18 +50,19 @@ def _lifetime() -> timedelta:
     return timedelta(days=current_app.config["TERMINUS_INVITATION_DAYS"])
 
 
+def pending_query(account: AccountLike) -> Select[Any]:
+    """An account's invitations that can still be accepted, unordered (the API pages them)."""
+    return select(Invitation).where(
+        Invitation.account_id == account.id,
+        Invitation.accepted_at.is_(None),
+        Invitation.revoked_at.is_(None),
+        Invitation.expires_at > utcnow(),
+    )
+
+
 def pending_for(account: AccountLike) -> list[Invitation]:
     """Return an account's invitations that can still be accepted, newest first."""
-    rows = db.session.scalars(
-        select(Invitation)
-        .where(
-            Invitation.account_id == account.id,
-            Invitation.accepted_at.is_(None),
-            Invitation.revoked_at.is_(None),
-        )
-        .order_by(Invitation.created_at.desc())
-    )
-    return [row for row in rows if row.is_pending]
+    return list(db.session.scalars(pending_query(account).order_by(Invitation.created_at.desc())))
 
 
 def invite(
