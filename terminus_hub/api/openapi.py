@@ -26,6 +26,8 @@ _ERROR_CODES = [
     "not_found",
     "method_not_allowed",
     "conflict",
+    "idempotency_conflict",
+    "reauthentication_required",
     "validation_error",
     "rate_limited",
     "internal_error",

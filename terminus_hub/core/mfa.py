@@ -9,7 +9,6 @@ codes nor the recovery codes.
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import logging
@@ -21,10 +20,6 @@ from datetime import timedelta
 
 import pyotp
 import segno
-from cryptography.fernet import Fernet
-from cryptography.fernet import InvalidToken
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy import func
@@ -33,6 +28,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 
 from terminus_hub import audit
+from terminus_hub import sealing
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
@@ -74,29 +70,20 @@ class MfaError(ValueError):
 # Keys ---------------------------------------------------------------------------------------
 
 
-def _derived_key(purpose: bytes) -> bytes:
-    configured = current_app.config.get("TERMINUS_MFA_KEY") or current_app.config["SECRET_KEY"]
-    material = configured.encode("utf-8") if isinstance(configured, str) else bytes(configured)
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=b"terminus-hub " + purpose
-    ).derive(material)
-
-
-def _fernet() -> Fernet:
-    return Fernet(base64.urlsafe_b64encode(_derived_key(b"totp secrets")))
+_SECRETS = b"totp secrets"
 
 
 def _encrypt(secret: str) -> str:
-    return _fernet().encrypt(secret.encode("ascii")).decode("ascii")
+    return sealing.seal(_SECRETS, secret.encode("ascii"))
 
 
 def _decrypt(stored: str) -> str | None:
-    try:
-        return _fernet().decrypt(stored.encode("ascii")).decode("ascii")
-    except InvalidToken:
+    opened = sealing.unseal(_SECRETS, stored)
+    if opened is None:
         # The key changed (SECRET_KEY rotated without TERMINUS_MFA_KEY): no code can match.
         log.error("an authenticator-app secret cannot be decrypted: was the key changed?")
         return None
+    return opened.decode("ascii")
 
 
 # Codes as people type them -------------------------------------------------------------------
@@ -295,7 +282,7 @@ def last_factor_removed(user: User) -> None:
 
 def _code_hash(code: str) -> str:
     return hmac.new(
-        _derived_key(b"recovery codes"), code.encode("ascii"), hashlib.sha256
+        sealing.derived_key(b"recovery codes"), code.encode("ascii"), hashlib.sha256
     ).hexdigest()
 
 
