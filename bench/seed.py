@@ -27,6 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse battery staple 42"
 BULK_TABLES = ("accounts", "users", "memberships", "api_keys")
 CREATED = "2026-11-01 00:00:00+00"
+# What a key made by the bench may do: everything (see terminus_hub.core.keyring.SCOPES).
+ALL_SCOPES = "account:read workspaces:read workspaces:write records:read records:write"
 CHUNK = 50_000
 
 
@@ -57,7 +59,8 @@ def _rows(kind: str, start: int, stop: int, password_hash: str) -> Iterator[byte
         "memberships": lambda i: f"mem_s{i:011d}\tacc_s{i:011d}\tusr_s{i:011d}\towner\t{CREATED}\n",
         "api_keys": lambda i: (
             f"key_s{i:011d}\tacc_s{i:011d}\tscale\t"
-            f"{hashlib.sha256(b'thub_scale%d' % i).hexdigest()}\tthub_scale\t{CREATED}\n"
+            f"{hashlib.sha256(b'thub_scale%d' % i).hexdigest()}\tthub_scale\t{CREATED}\t"
+            f"{ALL_SCOPES}\n"
         ),
     }
     fmt = formats[kind]
@@ -69,7 +72,7 @@ _COLUMNS = {
     "accounts": "id, slug, name, created_at",
     "users": "id, email, name, password_hash, confirmed_at, failed_attempts, created_at",
     "memberships": "id, account_id, user_id, role, created_at",
-    "api_keys": "id, account_id, name, token_hash, prefix, created_at",
+    "api_keys": "id, account_id, name, token_hash, prefix, created_at, scopes",
 }
 
 
@@ -184,6 +187,7 @@ def seed(sqlalchemy_url: str, users: int, idp_metadata_xml: str, config: dict[st
                 token_hash=api_tokens.token_hash(token),
                 prefix=api_tokens.display_prefix(token),
                 created_by_id=owner.id,
+                scopes=ALL_SCOPES,
             )
         )
         for i in range(50):
