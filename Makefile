@@ -36,6 +36,7 @@ lint: install-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
+	bash scripts/openapi-lint/run.sh
 
 format: install-dev
 	$(BIN)/ruff check --fix .

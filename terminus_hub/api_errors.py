@@ -15,7 +15,7 @@ _BY_STATUS = {
     403: ("forbidden", "Your role does not allow this."),
     404: ("not_found", "No such object in this account."),
     405: ("method_not_allowed", "This endpoint does not take that method."),
-    413: ("bad_request", "The request body is too large."),
+    413: ("payload_too_large", "The request body is too large."),
     429: ("rate_limited", "Too many requests. Wait, then try again."),
     500: ("internal_error", "Something went wrong on our side."),
     503: ("unavailable", "A service we depend on is not answering. Try again shortly."),

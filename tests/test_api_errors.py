@@ -437,7 +437,7 @@ def test_a_body_over_the_size_limit_is_refused_with_413(app: Flask, api: Api, me
     limit = app.config["MAX_CONTENT_LENGTH"]
     body = '{"name": "' + "a" * limit + '"}'
     response = api.call(method, path, data=body, content_type="application/json")
-    assert_error(response, 413)
+    assert_error(response, 413, "payload_too_large")
     assert stored_state(app) == before
 
 
