@@ -157,6 +157,7 @@ def test_every_setting_is_in_the_configuration_reference():
         ["keys", "list"],
         ["keys", "create"],
         ["keys", "revoke"],
+        ["keys", "notify-expiring"],
         ["mail", "send-pending"],
         ["audit", "export"],
     ],
