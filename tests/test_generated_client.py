@@ -9,10 +9,13 @@ gives the session that manages keys).
 from __future__ import annotations
 
 import importlib
+import os
 import re
+import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -49,15 +52,35 @@ def _flask(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
+@contextmanager
+def _database(workdir: Path) -> Iterator[str]:
+    """PostgreSQL when TEST_DATABASE_URL is set (a fresh database, dropped after), else SQLite."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{workdir / 'hub.sqlite'}"
+        return
+    with processes.postgres_database(base, "thub_client") as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     workdir = tmp_path_factory.mktemp("generated-client")
+    with _database(workdir) as database_url:
+        yield from _serve(workdir, database_url)
+
+
+def _serve(workdir: Path, database_url: str) -> Iterator[Live]:
     port = free_port()
     env = processes.one_host_environment(
         workdir,
+        DATABASE_URL=database_url,
         FLASK_TERMINUS_BASE_URL=f"http://{processes.HOST}:{port}",
         FLASK_SESSION_COOKIE_SECURE="false",
     )
+    if os.environ.get("TEST_REDIS_URL"):
+        env["FLASK_RATELIMIT_STORAGE_URI"] = f'"{os.environ["TEST_REDIS_URL"]}"'
+        env["FLASK_RATELIMIT_KEY_PREFIX"] = f'"thub-client-{secrets.token_hex(4)}"'
     _flask(env, "db", "upgrade")
     _flask(env, "users", "create", OWNER, "--password", PASSWORD, "--confirmed")
     _flask(env, "accounts", "create", "Acme", "--owner", OWNER)
