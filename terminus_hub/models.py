@@ -220,6 +220,8 @@ class ApiKey(Model):
     expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # When owners and admins were told it expires soon (once per key).
     expiry_notified_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The key that replaced this one when it was rolled (a key is rolled once).
+    replaced_by_id: Mapped[str | None] = mapped_column(String(32))
 
     account: Mapped[Account] = relationship()
     created_by: Mapped[User | None] = relationship()
@@ -474,12 +476,16 @@ class IdempotentRequest(Model):
 
     __tablename__ = "idempotent_requests"
 
-    # The API key's id, or the person's id for a browser session: keys are per caller.
+    # The API key's id, or the person's id for a browser session, and the account the request
+    # acted on: keys are per caller and account.
     caller_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # A random token of the request holding the key: one that lost it can no longer write.
+    claim: Mapped[str] = mapped_column(String(32))
     # SHA-256 of the method, path, query and body: the same key with another request is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
-    # None while the first request runs.
+    # None while the first request runs; 0 once its change is committed; then the HTTP status.
     status: Mapped[int | None] = mapped_column(Integer)
     # The answer (status, headers, body) encrypted (Fernet): it may hold a new key's token.
     response: Mapped[str | None] = mapped_column(Text)

@@ -147,23 +147,26 @@ def test_housekeeping_forgets_keys_after_24_hours(app: Flask, a: Caller, runner:
 
 
 def test_a_request_still_running_holds_its_key(app: Flask, a: Caller) -> None:
-    caller_id = _key_id(app)
     with app.app_context():
-        db.session.add(IdempotentRequest(caller_id=caller_id, key="busy", fingerprint="0" * 64))
+        key = db.session.scalar(select(ApiKey))
+        db.session.add(
+            IdempotentRequest(
+                caller_id=key.id,
+                account_id=key.account_id,
+                key="busy",
+                claim="0" * 32,
+                fingerprint="0" * 64,
+            )
+        )
         db.session.commit()
     response = a.post_record("busy")
     assert response.status_code == 409
     assert "still being processed" in response.get_json()["error"]["message"]
     assert record_count(app) == 0
-    # A first request that never answered (its process died) gives its key up after a minute.
+    # A first request that changed nothing for a minute (its process died) gives its key up.
     with freeze_time(datetime.now(UTC) + timedelta(minutes=2)):
         assert a.post_record("busy").status_code == 201
     assert record_count(app) == 1
-
-
-def _key_id(app: Flask) -> str:
-    with app.app_context():
-        return db.session.scalar(select(ApiKey.id))
 
 
 def test_gets_and_deletes_ignore_the_header(app: Flask, a: Caller) -> None:
@@ -229,3 +232,138 @@ def test_two_requests_at_once_with_one_key_make_one_record(
     assert answers == [(201, None), (409, None)]
     assert record_count(app) == 1
     assert a.post_record("together", title="Once").headers["Idempotent-Replayed"] == "true"
+
+
+# found by attacking it: a kept answer is only ever given to whoever may make the request now
+
+
+def _owner_session(client: FlaskClient, email: str, slug: str) -> dict[str, str]:
+    page = client.get(f"/a/{slug}/").get_data(as_text=True)
+    return {"X-CSRFToken": CSRF_META.search(page).group(1)}
+
+
+def test_a_kept_answer_stays_in_its_account(app: Flask, client: FlaskClient) -> None:
+    person = factories.make_person(app)
+    other_slug = factories.make_account(app, person.email, name="Second")
+    sign_in(client, person.email)
+    headers = {**_owner_session(client, person.email, person.account_slug), "Idempotency-Key": "k"}
+    first = client.post("/api/v1/api_keys", json={"name": "CI"}, headers=headers)
+    assert first.status_code == 201
+    headers = {**_owner_session(client, person.email, other_slug), "Idempotency-Key": "k"}
+    second = client.post("/api/v1/api_keys", json={"name": "CI"}, headers=headers)
+    assert second.status_code == 201
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.get_json()["key"] != first.get_json()["key"]
+    with app.app_context():
+        accounts = db.session.scalars(select(ApiKey.account_id)).all()
+    assert len(set(accounts)) == 2
+
+
+def test_a_replay_is_authorised_like_a_new_request(app: Flask, client: FlaskClient) -> None:
+    owner = factories.make_person(app)
+    admin = factories.make_user(app)
+    factories.make_membership(app, owner.account_slug, admin.email, "admin")
+    sign_in(client, admin.email)
+    headers = {**_owner_session(client, admin.email, owner.account_slug), "Idempotency-Key": "k1"}
+    assert client.post("/api/v1/api_keys", json={"name": "CI"}, headers=headers).status_code == 201
+    with app.app_context():
+        from terminus_hub.models import Membership
+
+        membership = db.session.scalar(select(Membership).where(Membership.user_id == admin.id))
+        membership.role = "member"
+        db.session.commit()
+    replay = client.post("/api/v1/api_keys", json={"name": "CI"}, headers=headers)
+    assert replay.status_code == 403
+    assert "key" not in replay.get_json()
+
+
+def test_a_failure_after_the_change_never_lets_a_retry_make_it_twice(
+    app: Flask, a: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    serialize = records.serialize
+    calls = []
+
+    def fail_once(record: Record) -> dict[str, Any]:
+        calls.append(record.id)
+        if len(calls) == 1:
+            raise RuntimeError("the database went away after the commit")
+        return serialize(record)
+
+    monkeypatch.setattr(records, "serialize", fail_once)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    first = a.post_record("after-commit")
+    assert first.status_code == 500
+    retry = a.post_record("after-commit")
+    assert retry.status_code == 409
+    assert retry.get_json()["error"]["code"] == "idempotency_conflict"
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=5)):
+        assert a.post_record("after-commit").status_code == 409
+    assert record_count(app) == 1
+
+
+def test_an_answer_that_cannot_be_kept_never_lets_a_retry_make_it_twice(
+    app: Flask, a: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus_hub.api import idempotency
+
+    keep = idempotency._keep
+
+    def lost(*args: Any) -> None:
+        raise RuntimeError("the worker died before keeping the answer")
+
+    monkeypatch.setattr(idempotency, "_keep", lost)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    assert a.post_record("lost").status_code == 500
+    monkeypatch.setattr(idempotency, "_keep", keep)
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=5)):
+        retry = a.post_record("lost")
+    assert retry.status_code == 409
+    assert record_count(app) == 1
+
+
+def test_a_request_whose_key_was_taken_over_cannot_commit(
+    app: Flask, a: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus_hub.api import idempotency
+
+    monkeypatch.setattr(idempotency, "ABANDONED_AFTER", timedelta(seconds=0.3))
+    check = records._workspace_field
+    slept = []
+
+    def slow_first(value: Any) -> Any:
+        if not slept:
+            slept.append(True)
+            time.sleep(1.2)  # the first request dawdles before its change...
+        return check(value)
+
+    monkeypatch.setattr(records, "_workspace_field", slow_first)
+
+    def first() -> int:
+        return (
+            a.app.test_client()
+            .post(
+                "/api/v1/records",
+                json={"workspace_id": a.workspace, "title": "Once"},
+                headers=a.headers("taken"),
+            )
+            .status_code
+        )
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        dawdler = pool.submit(first)
+        time.sleep(0.6)  # ...long enough to look abandoned, so a retry takes its key over
+        retry = a.post_record("taken", title="Once")
+        assert retry.status_code == 201
+        assert dawdler.result(timeout=30) == 409
+    assert record_count(app) == 1
+
+
+def test_every_post_of_the_api_takes_an_idempotency_key(app: Flask) -> None:
+    from terminus_hub.api.idempotency import IDEMPOTENT_ENDPOINTS
+
+    posts = {
+        rule.endpoint
+        for rule in app.url_map.iter_rules()
+        if rule.endpoint.startswith("api.") and "POST" in rule.methods
+    }
+    assert posts and posts == IDEMPOTENT_ENDPOINTS

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -17,6 +21,7 @@ from sqlalchemy import select
 from terminus_hub.api.auth import ADMIN_ONLY_ENDPOINTS
 from terminus_hub.api.auth import PUBLIC_ENDPOINTS
 from terminus_hub.api.auth import REQUIRED_SCOPES
+from terminus_hub.core import keyring
 from terminus_hub.core.keyring import SCOPES
 from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
@@ -442,3 +447,56 @@ def test_the_cli_makes_scoped_expiring_keys(
     bad = runner.invoke(args=["keys", "create", owner.account_slug, "X", "--expires-in-days", "0"])
     assert bad.exit_code != 0 and "--expires-in-days" in bad.output
     assert key_count(app) == 1
+
+
+def test_a_rolled_key_cannot_be_rolled_again(
+    app: Flask, client: FlaskClient, as_owner: dict[str, str]
+) -> None:
+    # Found by attacking it: each roll of the old key made another live successor.
+    old = make_key(client, as_owner, expires_in_days=30)
+    first = client.post(f"/api/v1/api_keys/{old['id']}/roll", headers=as_owner)
+    assert first.status_code == 201
+    again = client.post(f"/api/v1/api_keys/{old['id']}/roll", headers=as_owner)
+    assert again.status_code == 422
+    assert "already rolled" in again.get_json()["error"]["fields"]["key_id"]
+    assert key_count(app) == 2
+    successor = first.get_json()
+    assert (
+        client.post(f"/api/v1/api_keys/{successor['id']}/roll", headers=as_owner).status_code == 201
+    )
+    page = client.get(f"/a/{client.get('/api/v1/account').get_json()['slug']}/api_keys")
+    assert f"/api_keys/{old['id']}/roll" not in page.get_data(as_text=True)
+    assert f"/api_keys/{successor['id']}/roll" not in page.get_data(as_text=True)
+
+
+@pytest.mark.skipif(
+    not os.environ.get("TEST_DATABASE_URL"), reason="needs PostgreSQL (TEST_DATABASE_URL)"
+)
+@pytest.mark.app_config(SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 5, "max_overflow": 5})
+def test_two_rolls_at_once_make_one_successor(
+    app: Flask, owner: factories.Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    key_id, _ = factories.make_api_key(app, owner.account_slug)
+    sessions = []
+    for _ in range(2):
+        browser = app.test_client()
+        sessions.append((browser, session_headers(browser, owner)))
+    # Each roll dawdles after reading the key, so both are surely in flight together.
+    new_key = keyring._new_key
+
+    def slow_new_key(*args: Any) -> Any:
+        time.sleep(0.3)
+        return new_key(*args)
+
+    monkeypatch.setattr(keyring, "_new_key", slow_new_key)
+    barrier = threading.Barrier(2)
+
+    def roll(index: int) -> int:
+        browser, headers = sessions[index]
+        barrier.wait(timeout=30)
+        return browser.post(f"/api/v1/api_keys/{key_id}/roll", headers=headers).status_code
+
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        statuses = sorted(pool.map(roll, range(2), timeout=60))
+    assert statuses == [201, 422]
+    assert key_count(app) == 2

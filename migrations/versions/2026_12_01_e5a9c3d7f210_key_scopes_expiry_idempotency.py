@@ -1,4 +1,5 @@
-"""API keys get scopes and an optional expiry; POSTs may carry an Idempotency-Key.
+"""API keys get scopes, an optional expiry and a successor when rolled; POSTs may carry an
+Idempotency-Key.
 
 Existing keys keep every scope and never expire.
 
@@ -28,18 +29,21 @@ def upgrade():
         )
         batch.add_column(sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
         batch.add_column(sa.Column("expiry_notified_at", sa.DateTime(timezone=True), nullable=True))
+        batch.add_column(sa.Column("replaced_by_id", sa.String(length=32), nullable=True))
     # The default was only for the rows already there; new keys always name their scopes.
     with op.batch_alter_table("api_keys") as batch:
         batch.alter_column("scopes", server_default=None)
     op.create_table(
         "idempotent_requests",
         sa.Column("caller_id", sa.String(length=32), nullable=False),
+        sa.Column("account_id", sa.String(length=32), nullable=False),
         sa.Column("key", sa.String(length=255), nullable=False),
+        sa.Column("claim", sa.String(length=32), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("status", sa.Integer(), nullable=True),
         sa.Column("response", sa.Text(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("caller_id", "key"),
+        sa.PrimaryKeyConstraint("caller_id", "account_id", "key"),
     )
     op.create_index("ix_idempotent_requests_created_at", "idempotent_requests", ["created_at"])
 
@@ -48,6 +52,7 @@ def downgrade():
     op.drop_index("ix_idempotent_requests_created_at", table_name="idempotent_requests")
     op.drop_table("idempotent_requests")
     with op.batch_alter_table("api_keys") as batch:
+        batch.drop_column("replaced_by_id")
         batch.drop_column("expiry_notified_at")
         batch.drop_column("expires_at")
         batch.drop_column("scopes")

@@ -14,6 +14,7 @@ from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api.auth import scope
 from terminus_hub.api.blueprint import bp
+from terminus_hub.api.idempotency import idempotent
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.validation import PAGING
 from terminus_hub.api.validation import takes_query
@@ -67,6 +68,7 @@ def get_api_key(key_id: str) -> dict[str, Any]:
 @bp.post("/api_keys")
 @admin_only
 @reauth.required
+@idempotent
 def create_api_key() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a key; the answer holds the full token, this once."""
     body = validation.json_object({"name", "scopes", "expires_in_days"})
@@ -92,6 +94,7 @@ def create_api_key() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.post("/api_keys/<key_id>/roll")
 @admin_only
 @reauth.required
+@idempotent
 def roll_api_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     """Make a new key with the same name and scopes; the old one lives expires_in_hours more."""
     key = _key_or_404(key_id)

@@ -224,7 +224,10 @@ def scope(needed: str) -> Callable[[Callable[P, R]], Callable[P, R]]:
         @wraps(view)
         def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             caller = current_caller()
-            if isinstance(caller.key, KeyRef) and needed not in caller.key.scopes:
+            # Fails closed: a key caller without readable scopes has none.
+            if caller.auth == "api_key" and (
+                not isinstance(caller.key, KeyRef) or needed not in caller.key.scopes
+            ):
                 raise insufficient_scope(needed)
             return view(*args, **kwargs)
 

@@ -6,7 +6,6 @@ from flask import Blueprint
 from flask.blueprints import BlueprintSetupState
 
 from terminus_hub.api import auth
-from terminus_hub.api import idempotency
 from terminus_hub.api import rate_limit
 from terminus_hub.api import validation
 from terminus_hub.extensions import csrf
@@ -17,9 +16,6 @@ bp = Blueprint(rate_limit.API_BLUEPRINT, __name__, url_prefix=rate_limit.API_PRE
 csrf.exempt(bp)
 bp.before_request(auth.authenticate)
 bp.before_request(validation.check_query_parameters)
-# Last: only a request that passed every other check claims its Idempotency-Key.
-bp.before_request(idempotency.begin)
-bp.after_request(idempotency.finish)
 # Every API call is counted (TERMINUS_API_RATE_LIMIT, per key or signed-in user) by
 # rate_limit.check_rate_limit, first of all before-request hooks as Flask-Limiter's own was, through
 # the limiter's storage; Flask-Limiter's own hook is wrapped to leave API calls alone.

@@ -19,6 +19,7 @@ from terminus_hub.api import validation
 from terminus_hub.api.auth import admin_only
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api.blueprint import bp
+from terminus_hub.api.idempotency import idempotent
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.api.validation import PAGING
@@ -140,6 +141,7 @@ def _pending_or_404(invitation_id: str) -> Invitation:
 @bp.post("/invitations")
 @admin_only
 @reauth.required
+@idempotent
 def create_invitation() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Invite an email with a role; the link goes out by mail."""
     body = validation.json_object({"email", "role"})

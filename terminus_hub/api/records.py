@@ -13,6 +13,7 @@ from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api.auth import scope
 from terminus_hub.api.blueprint import bp
+from terminus_hub.api.idempotency import idempotent
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.api.validation import PAGING
@@ -64,6 +65,7 @@ def list_records() -> dict[str, Any]:
 
 @bp.post("/records")
 @scope("records:write")
+@idempotent
 def create_record() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a record in one of the account's workspaces."""
     body = validation.json_object({"workspace_id", "title", "data"})

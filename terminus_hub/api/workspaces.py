@@ -13,6 +13,7 @@ from terminus_hub.api import validation
 from terminus_hub.api.auth import current_caller
 from terminus_hub.api.auth import scope
 from terminus_hub.api.blueprint import bp
+from terminus_hub.api.idempotency import idempotent
 from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.api.validation import PAGING
@@ -46,6 +47,7 @@ def list_workspaces() -> dict[str, Any]:
 
 @bp.post("/workspaces")
 @scope("workspaces:write")
+@idempotent
 def create_workspace() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Create a workspace; Location names it."""
     body = validation.json_object({"name"})

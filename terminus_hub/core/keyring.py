@@ -47,6 +47,7 @@ EXPIRY_INVALID = f"Use a whole number of days from 1 to {EXPIRY_DAYS_MAX}, or le
 GRACE_HOURS_MAX = 168
 GRACE_HOURS_DEFAULT = 24
 GRACE_INVALID = f"Use a whole number of hours from 0 to {GRACE_HOURS_MAX}."
+ROLL_REPEATED = "This key was already rolled: roll the key that replaced it instead."
 ROLL_EXPIRED = "This key has expired, so it cannot be rolled. Create a new key instead."
 # Owners and admins are told this long before a key expires.
 EXPIRY_WARNING = timedelta(days=7)
@@ -170,19 +171,23 @@ class KeyringError(ValueError):
 def roll_key(key: ApiKey, grace_hours: int, actor: User | None) -> tuple[ApiKey, str]:
     """Replace a key by a new one with its name and scopes; the old one lives grace_hours more.
 
-    A key that had a lifetime gives the new key the same lifetime from now.
+    A key that had a lifetime gives the new key the same lifetime from now. A key is rolled
+    once: its end only moves earlier, and it never has two successors.
     """
     now = utcnow()
     # Taken first, so two rolls of one key at once happen one after the other.
     db.session.refresh(key, with_for_update=True)
     if is_expired(key, now):
         raise KeyringError(ROLL_EXPIRED)
+    if key.replaced_by_id is not None:
+        raise KeyringError(ROLL_REPEATED)
     lifetime = key.expires_at - key.created_at if key.expires_at is not None else None
     new, token = _new_key(
         key.account_id, key.name, scopes_of(key), now + lifetime if lifetime else None, actor
     )
     ends = now + timedelta(hours=grace_hours)
     key.expires_at = min(ends, key.expires_at) if key.expires_at is not None else ends
+    key.replaced_by_id = new.id
     # Its end was chosen just now: nobody needs a mail about it.
     key.expiry_notified_at = now
     db.session.flush()
