@@ -36,7 +36,16 @@ REALM = 'Bearer realm="terminus"'
 INVALID_TOKEN_CHALLENGE = 'Bearer realm="terminus", error="invalid_token"'
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 TOKEN_PATTERN = re.compile(r"thub_[0-9A-Za-z]{32}")
-LISTING_FIELDS = {"id", "name", "prefix", "scopes", "created_at", "last_used_at", "expires_at"}
+LISTING_FIELDS = {
+    "id",
+    "name",
+    "prefix",
+    "scopes",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "replaced_by",
+}
 
 
 # helpers

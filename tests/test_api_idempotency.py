@@ -16,14 +16,18 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
+from sqlalchemy import delete
+from sqlalchemy import event
 from sqlalchemy import func
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from terminus_hub.api import records
 from terminus_hub.extensions import db
 from terminus_hub.models import ApiKey
 from terminus_hub.models import IdempotentRequest
 from terminus_hub.models import Record
+from terminus_hub.models import Workspace
 from tests import factories
 from tests.factories import CSRF_META
 from tests.factories import sign_in
@@ -367,3 +371,62 @@ def test_every_post_of_the_api_takes_an_idempotency_key(app: Flask) -> None:
         if rule.endpoint.startswith("api.") and "POST" in rule.methods
     }
     assert posts and posts == IDEMPOTENT_ENDPOINTS
+
+
+def test_a_change_that_fails_to_commit_frees_the_key(app: Flask, a: Caller) -> None:
+    # Found by attacking it: a failed flush inside the commit was taken for a made change.
+    failures = []
+
+    def fail_first_flush(session: Any, context: Any, instances: Any) -> None:
+        if not failures and any(isinstance(row, Record) for row in session.new):
+            failures.append(True)
+            raise RuntimeError("the workspace was deleted meanwhile")
+
+    event.listen(Session, "before_flush", fail_first_flush)
+    app.config["PROPAGATE_EXCEPTIONS"] = False
+    try:
+        assert a.post_record("flush").status_code == 500
+        retry = a.post_record("flush")
+    finally:
+        event.remove(Session, "before_flush", fail_first_flush)
+    assert retry.status_code == 201 and "Idempotent-Replayed" not in retry.headers
+    assert record_count(app) == 1
+
+
+def test_a_retry_while_the_answer_is_being_kept_is_told_to_wait(app: Flask, a: Caller) -> None:
+    response = a.post_record("answering")
+    with app.app_context():
+        row = db.session.scalar(select(IdempotentRequest))
+        row.status, row.response = 0, None  # the change is made; its answer not kept yet
+        db.session.commit()
+    retry = a.post_record("answering")
+    assert retry.status_code == 409
+    assert "still being processed" in retry.get_json()["error"]["message"]
+    with freeze_time(datetime.now(UTC) + timedelta(minutes=2)):
+        lost = a.post_record("answering")
+    assert "Look the result up" in lost.get_json()["error"]["message"]
+    assert response.status_code == 201 and record_count(app) == 1
+
+
+def test_a_workspace_deleted_while_a_record_is_made_is_a_clear_error(
+    app: Flask, a: Caller, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    check = records._workspace_field
+
+    def deleted_meanwhile(value: Any) -> Any:
+        found = check(value)
+        with app.app_context():  # another request deletes the workspace in between
+            db.session.execute(delete(Workspace).where(Workspace.id == value))
+            db.session.commit()
+        return found
+
+    monkeypatch.setattr(records, "_workspace_field", deleted_meanwhile)
+    second = a.client.post("/api/v1/workspaces", json={"name": "Spare"}, headers=a.headers())
+    assert second.status_code == 201
+    response = a.post_record("gone")
+    assert response.status_code == 422
+    assert response.get_json()["error"]["fields"] == {"workspace_id": records.NO_SUCH_WORKSPACE}
+    assert record_count(app) == 0
+    monkeypatch.setattr(records, "_workspace_field", check)
+    a.workspace = second.get_json()["id"]
+    assert a.post_record("gone").status_code == 201  # the key was freed

@@ -15,6 +15,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from freezegun import freeze_time
+from sqlalchemy import delete
 from sqlalchemy import func
 from sqlalchemy import select
 
@@ -500,3 +501,36 @@ def test_two_rolls_at_once_make_one_successor(
         statuses = sorted(pool.map(roll, range(2), timeout=60))
     assert statuses == [201, 422]
     assert key_count(app) == 2
+
+
+def test_a_key_revoked_while_it_is_rolled_is_not_found(
+    app: Flask, client: FlaskClient, as_owner: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from terminus_hub.api import api_keys
+
+    old = make_key(client, as_owner)
+    found = api_keys._key_or_404
+
+    def revoked_meanwhile(key_id: str) -> ApiKey:
+        key = found(key_id)
+        with app.app_context():  # another request revokes it in between
+            db.session.execute(delete(ApiKey).where(ApiKey.id == key_id))
+            db.session.commit()
+        return key
+
+    monkeypatch.setattr(api_keys, "_key_or_404", revoked_meanwhile)
+    response = client.post(f"/api/v1/api_keys/{old['id']}/roll", headers=as_owner)
+    assert response.status_code == 404
+    assert key_count(app) == 0
+
+
+def test_a_key_whose_successor_was_revoked_can_be_rolled_again(
+    app: Flask, client: FlaskClient, as_owner: dict[str, str]
+) -> None:
+    old = make_key(client, as_owner)
+    first = client.post(f"/api/v1/api_keys/{old['id']}/roll", headers=as_owner).get_json()
+    assert client.get(f"/api/v1/api_keys/{old['id']}").get_json()["replaced_by"] == first["id"]
+    client.delete(f"/api/v1/api_keys/{first['id']}", headers=as_owner)
+    again = client.post(f"/api/v1/api_keys/{old['id']}/roll", headers=as_owner)
+    assert again.status_code == 201
+    assert client.get(f"/api/v1/api_keys/{old['id']}").get_json()["replaced_by"] == again.json["id"]

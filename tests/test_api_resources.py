@@ -405,6 +405,7 @@ def test_the_key_list_shows_this_accounts_keys(a: Caller, b: Caller) -> None:
             "created_at",
             "last_used_at",
             "expires_at",
+            "replaced_by",
         }
         assert_utc_time(key["created_at"])
         if key["last_used_at"] is not None:

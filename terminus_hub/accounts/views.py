@@ -131,6 +131,9 @@ def roll_api_key(slug: str, key_id: str) -> Response:
         return htmx.redirect_to(url_for("accounts.api_keys", slug=account.slug))
     try:
         row, token = keyring.roll_key(key, int(form.expires_in_hours.data), current_user)
+    except keyring.KeyGone:
+        db.session.rollback()
+        abort(404)
     except keyring.KeyringError as exc:
         db.session.rollback()
         flash(str(exc), "error")

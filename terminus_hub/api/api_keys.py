@@ -35,6 +35,7 @@ def serialize(key: ApiKey) -> dict[str, Any]:
         "created_at": key.created_at.isoformat(),
         "last_used_at": key.last_used_at.isoformat() if key.last_used_at else None,
         "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+        "replaced_by": key.replaced_by_id,
     }
 
 
@@ -109,6 +110,9 @@ def roll_api_key(key_id: str) -> tuple[dict[str, Any], int, dict[str, str]]:
     )
     try:
         row, token = keyring.roll_key(key, hours, current_caller().user)
+    except keyring.KeyGone:
+        db.session.rollback()
+        raise not_found() from None
     except keyring.KeyringError as exc:
         db.session.rollback()
         raise validation_error({"key_id": str(exc)}) from None

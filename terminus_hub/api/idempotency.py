@@ -199,8 +199,10 @@ def _claim(caller_id: str, account_id: str, key: str, fingerprint: str) -> _Clai
         raise ApiError("idempotency_conflict", STILL_RUNNING, 409)
     if row.fingerprint != fingerprint:
         raise ApiError("idempotency_conflict", OTHER_REQUEST, 409)
-    if row.response is None:  # changed, but its answer was never kept
-        raise ApiError("idempotency_conflict", OUTCOME_UNKNOWN, 409)
+    if row.response is None:
+        # Changed, and its answer not kept: still being written, or lost for good.
+        lost = row.created_at < now - ABANDONED_AFTER
+        raise ApiError("idempotency_conflict", OUTCOME_UNKNOWN if lost else STILL_RUNNING, 409)
     return _replay(row.response)
 
 
@@ -210,18 +212,25 @@ def _mark_change(session: Session) -> None:
     if not has_request_context():
         return
     claim: _Claim | None = g.get("idempotency_claim")
-    # A savepoint's release (audit.record) is not the view's commit.
-    if claim is None or claim.changed or session.in_nested_transaction():
+    # Only the view's own session counts, and a savepoint's release (audit.record) is not its
+    # commit.
+    if (
+        claim is None
+        or claim.changed
+        or session is not db.session()
+        or session.in_nested_transaction()
+    ):
         return
-    claim.changed = True
+    # The view's changes go first: if they fail, nothing was changed and the key is freed.
+    session.flush()
     marked = session.execute(
         update(IdempotentRequest)
         .where(*claim.where(), IdempotentRequest.status.is_(None))
         .values(status=_CHANGED)
     )
     if affected(marked) != 1:
-        claim.changed = False
         raise ApiError("idempotency_conflict", TAKEN_OVER, 409)
+    claim.changed = True
 
 
 def _after_error(claim: _Claim, answer: Response | None) -> None:

@@ -175,6 +175,10 @@ SCHEMAS: dict[str, Any] = {
                 "oneOf": [_TIME, {"type": "null"}],
                 "description": "When the key stops working; null: never.",
             },
+            "replaced_by": {
+                "type": ["string", "null"],
+                "description": "The id of the key that replaced this one when it was rolled.",
+            },
         },
     },
     "NewApiKey": {

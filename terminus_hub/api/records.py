@@ -7,6 +7,7 @@ from typing import Any
 from flask import request
 from flask import url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from werkzeug.wrappers import Response
 
 from terminus_hub.api import validation
@@ -18,6 +19,7 @@ from terminus_hub.api.pagination import paginate
 from terminus_hub.api.scoping import in_account
 from terminus_hub.api.validation import PAGING
 from terminus_hub.api.validation import takes_query
+from terminus_hub.api_errors import validation_error
 from terminus_hub.extensions import db
 from terminus_hub.models import Record
 from terminus_hub.models import Workspace
@@ -49,6 +51,15 @@ def _workspace_field(value: Any) -> tuple[Workspace | None, str | None]:
         )
     )
     return (workspace, None) if workspace else (None, NO_SUCH_WORKSPACE)
+
+
+def _commit_in_workspace() -> None:
+    """Commit; a workspace deleted meanwhile is a bad workspace_id, not a server error."""
+    try:
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        raise validation_error({"workspace_id": NO_SUCH_WORKSPACE}) from None
 
 
 @bp.get("/records")
@@ -88,7 +99,7 @@ def create_record() -> tuple[dict[str, Any], int, dict[str, str]]:
         updated_at=now,
     )
     db.session.add(record)
-    db.session.commit()
+    _commit_in_workspace()
     return serialize(record), 201, {"Location": url_for("api.get_record", record_id=record.id)}
 
 
@@ -124,7 +135,7 @@ def update_record(record_id: str) -> dict[str, Any]:
     if "data" in body:
         record.data = body["data"]
     record.updated_at = utcnow()
-    db.session.commit()
+    _commit_in_workspace()
     return serialize(record)
 
 

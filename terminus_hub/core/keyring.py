@@ -47,6 +47,7 @@ EXPIRY_INVALID = f"Use a whole number of days from 1 to {EXPIRY_DAYS_MAX}, or le
 GRACE_HOURS_MAX = 168
 GRACE_HOURS_DEFAULT = 24
 GRACE_INVALID = f"Use a whole number of hours from 0 to {GRACE_HOURS_MAX}."
+KEY_GONE = "This key was revoked."
 ROLL_REPEATED = "This key was already rolled: roll the key that replaced it instead."
 ROLL_EXPIRED = "This key has expired, so it cannot be rolled. Create a new key instead."
 # Owners and admins are told this long before a key expires.
@@ -164,8 +165,16 @@ def _new_key(
     return row, token
 
 
+def _exists(key_id: str) -> bool:
+    return db.session.scalar(select(ApiKey.id).where(ApiKey.id == key_id)) is not None
+
+
 class KeyringError(ValueError):
     """A key change that cannot be made: the message says why."""
+
+
+class KeyGone(KeyringError):
+    """The key no longer exists (it was revoked)."""
 
 
 def roll_key(key: ApiKey, grace_hours: int, actor: User | None) -> tuple[ApiKey, str]:
@@ -176,10 +185,18 @@ def roll_key(key: ApiKey, grace_hours: int, actor: User | None) -> tuple[ApiKey,
     """
     now = utcnow()
     # Taken first, so two rolls of one key at once happen one after the other.
-    db.session.refresh(key, with_for_update=True)
+    locked = db.session.scalar(
+        select(ApiKey)
+        .where(ApiKey.id == key.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    if locked is None:
+        raise KeyGone(KEY_GONE)  # revoked meanwhile
     if is_expired(key, now):
         raise KeyringError(ROLL_EXPIRED)
-    if key.replaced_by_id is not None:
+    # Rolled once; unless its successor was revoked since, which leaves it without one.
+    if key.replaced_by_id is not None and _exists(key.replaced_by_id):
         raise KeyringError(ROLL_REPEATED)
     lifetime = key.expires_at - key.created_at if key.expires_at is not None else None
     new, token = _new_key(
