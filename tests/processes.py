@@ -345,3 +345,14 @@ def postgres_database(server_url: str, prefix: str) -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@contextmanager
+def fresh_database(workdir: Path, prefix: str) -> Iterator[str]:
+    """A fresh PostgreSQL database when TEST_DATABASE_URL is set (dropped after), else SQLite."""
+    base = os.environ.get("TEST_DATABASE_URL")
+    if not base:
+        yield f"sqlite:///{workdir / 'hub.sqlite'}"
+        return
+    with postgres_database(base, prefix) as url:
+        yield url

@@ -23,6 +23,7 @@ from terminus_hub.models import Record
 from terminus_hub.models import Workspace
 from tests import factories
 from tests.factories import make_api_key
+from tests.test_api_auth import LISTING_FIELDS
 
 CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
 WORKSPACE_FIELDS = {"id", "name", "created_at"}
@@ -397,16 +398,7 @@ def test_the_key_list_shows_this_accounts_keys(a: Caller, b: Caller) -> None:
     assert set(body) == {"data", "next_cursor", "has_more"}
     assert {k["id"] for k in body["data"]} == {a.key_id, second_id}
     for key in body["data"]:
-        assert set(key) == {
-            "id",
-            "name",
-            "prefix",
-            "scopes",
-            "created_at",
-            "last_used_at",
-            "expires_at",
-            "replaced_by",
-        }
+        assert set(key) == LISTING_FIELDS
         assert_utc_time(key["created_at"])
         if key["last_used_at"] is not None:
             assert_utc_time(key["last_used_at"])

@@ -15,7 +15,6 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -52,21 +51,10 @@ def _flask(env: dict[str, str], *args: str) -> str:
     return done.stdout
 
 
-@contextmanager
-def _database(workdir: Path) -> Iterator[str]:
-    """PostgreSQL when TEST_DATABASE_URL is set (a fresh database, dropped after), else SQLite."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{workdir / 'hub.sqlite'}"
-        return
-    with processes.postgres_database(base, "thub_client") as url:
-        yield url
-
-
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     workdir = tmp_path_factory.mktemp("generated-client")
-    with _database(workdir) as database_url:
+    with processes.fresh_database(workdir, "thub_client") as database_url:
         yield from _serve(workdir, database_url)
 
 

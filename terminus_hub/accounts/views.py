@@ -113,17 +113,23 @@ def create_api_key(slug: str) -> Response:
     return _keys_page(account, membership, ApiKeyCreateForm(formdata=None), row, token, 201)
 
 
-@bp.post("/a/<slug>/api_keys/<key_id>/roll")
-@login_required
-@reauth.required
-def roll_api_key(slug: str, key_id: str) -> Response:
-    """Replace a key by a new one with its name and scopes, and show the new token once."""
+def _managed_key(slug: str, key_id: str) -> tuple[Account, Membership, ApiKey]:
+    """The account, the owner's or admin's membership and the key; else 404 or 403."""
     account, membership = member_account_or_404(current_user, slug)
     if membership.role not in MANAGER_ROLES:
         abort(403)
     key = keyring.get_key(account, key_id)
     if key is None:
         abort(404)
+    return account, membership, key
+
+
+@bp.post("/a/<slug>/api_keys/<key_id>/roll")
+@login_required
+@reauth.required
+def roll_api_key(slug: str, key_id: str) -> Response:
+    """Replace a key by a new one with its name and scopes, and show the new token once."""
+    account, membership, key = _managed_key(slug, key_id)
     form = ApiKeyRollForm()
     if not form.validate_on_submit():
         # Only a stale page or a forged post gets here: say so and change nothing.
@@ -149,12 +155,7 @@ def roll_api_key(slug: str, key_id: str) -> Response:
 @reauth.required
 def revoke_api_key(slug: str, key_id: str) -> Response:
     """Revoke a key after the confirmation step."""
-    account, membership = member_account_or_404(current_user, slug)
-    if membership.role not in MANAGER_ROLES:
-        abort(403)
-    key = keyring.get_key(account, key_id)
-    if key is None:
-        abort(404)
+    account, _, key = _managed_key(slug, key_id)
     if EmptyForm().validate_on_submit():
         keyring.revoke_key(key)
         db.session.commit()

@@ -130,17 +130,6 @@ class Hub:
         return requests.get(self.url + path, headers=headers, timeout=10)
 
 
-@contextmanager
-def _database(workdir: Path) -> Iterator[str]:
-    """A fresh PostgreSQL database when TEST_DATABASE_URL is set (dropped after), else SQLite."""
-    base = os.environ.get("TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite:///{workdir / 'hub.sqlite'}"
-        return
-    with processes.postgres_database(base, "thub_browser") as url:
-        yield url
-
-
 def _app_env(url: str, database_url: str, sink: SmtpSink, workdir: Path) -> dict[str, str]:
     """The app's settings, as FLASK_* variables (values parsed as JSON)."""
     env = processes.app_environment(
@@ -188,7 +177,7 @@ def running_hub(workdir: Path) -> Iterator[Hub]:
     server: Gunicorn | None = None
     cli_app: Flask | None = None
     try:
-        with _database(workdir) as database_url:
+        with processes.fresh_database(workdir, "thub_browser") as database_url:
             try:
                 port = free_port()
                 # "localhost", not the address: browsers refuse an IP address as a passkey RP id.
