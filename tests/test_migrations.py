@@ -36,11 +36,15 @@ def empty_database_url(tmp_path):
     admin.dispose()
 
 
-def test_upgrade_from_nothing_matches_the_models(empty_database_url, tmp_path):
-    app = create_app(
-        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": empty_database_url},
+def _app_on(database_url, tmp_path):
+    return create_app(
+        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": database_url},
         instance_path=str(tmp_path / "instance"),
     )
+
+
+def test_upgrade_from_nothing_matches_the_models(empty_database_url, tmp_path):
+    app = _app_on(empty_database_url, tmp_path)
     with app.app_context():
         upgrade()
         tables = set(inspect(db.engine).get_table_names())
@@ -54,10 +58,7 @@ def test_upgrade_from_nothing_matches_the_models(empty_database_url, tmp_path):
 def test_existing_sso_domains_become_unverified_claims_and_only_proven_ones_go_back(
     empty_database_url, tmp_path
 ):
-    app = create_app(
-        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": empty_database_url},
-        instance_path=str(tmp_path / "instance"),
-    )
+    app = _app_on(empty_database_url, tmp_path)
     with app.app_context():
         upgrade(revision="44188a920f33")
         with db.engine.begin() as conn:
@@ -109,10 +110,7 @@ def test_existing_sso_domains_become_unverified_claims_and_only_proven_ones_go_b
 
 
 def test_keys_made_before_scopes_keep_every_scope_and_never_expire(empty_database_url, tmp_path):
-    app = create_app(
-        {**BASE_CONFIG, "SQLALCHEMY_DATABASE_URI": empty_database_url},
-        instance_path=str(tmp_path / "instance"),
-    )
+    app = _app_on(empty_database_url, tmp_path)
     with app.app_context():
         upgrade(revision="d4f8a0b1c2e3")
         with db.engine.begin() as conn:
