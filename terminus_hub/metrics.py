@@ -56,6 +56,12 @@ KEY_CHECK_SECONDS = Histogram(
     "Time to find who an API request's bearer key belongs to.",
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
 )
+KEY_CHECKS = Counter(
+    "terminus_api_key_checks_total",
+    "Bearer key checks by where the key was found: this worker's cache, the database, or the "
+    "database because Redis (which tells instances about revoked keys) is unreachable.",
+    ["source"],
+)
 REQUEST_SECONDS = Histogram(
     "terminus_request_duration_seconds",
     "Time to answer a request, by endpoint (a route's name, never its path).",

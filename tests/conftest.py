@@ -16,6 +16,7 @@ from flask_migrate import upgrade
 from sqlalchemy import select
 
 from terminus_hub import create_app
+from terminus_hub import key_state
 from terminus_hub.extensions import db
 from terminus_hub.extensions import limiter
 from terminus_hub.models import OutboxMessage
@@ -79,6 +80,7 @@ def _config_for(request: pytest.FixtureRequest, database_url: str | None) -> dic
 def app(request: pytest.FixtureRequest, database_url: str | None, tmp_path: Any) -> Iterator[Flask]:
     """A fresh app per test on an empty database."""
     app = create_app(_config_for(request, database_url), instance_path=str(tmp_path / "instance"))
+    key_state.CACHE.clear()  # keys verified by an earlier test's app are not this one's
     with app.app_context():
         if database_url is None:
             db.create_all()

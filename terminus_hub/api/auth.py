@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 from functools import wraps
@@ -23,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy import update
 from wtforms import ValidationError
 
+from terminus_hub import key_state
 from terminus_hub import metrics
 from terminus_hub import user_sessions
 from terminus_hub.api import rate_limit
@@ -135,37 +137,79 @@ _KEY_SELECT = (
 
 def _from_key(header: str) -> Caller:
     # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
-    # the single indexed lookup; nothing here costs a password hash.
+    # any lookup; nothing here costs a password hash.
     token_hash = key_hash(header)
     if token_hash is None:
         raise invalid_token()
     now = utcnow()
+    # Read by the rate limit's Redis call of this request; None without Redis.
+    generation: str | None = g.get("key_generation")
+    verified = key_state.CACHE.get(token_hash, generation) if generation is not None else None
+    if verified is None:
+        verified = _read_key(token_hash, now, generation)
+        metrics.KEY_CHECKS.labels(source="database" if generation is not None else "no_redis").inc()
+    else:
+        metrics.KEY_CHECKS.labels(source="cache").inc()
+        if _touch_due(verified.last_used_at, now):
+            # At most once a minute per key and worker: the one extra round trip.
+            if db.engine.dialect.name == "postgresql":
+                with db.engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    _touch(conn, verified.key_id, verified.last_used_at, now)
+            else:
+                _touch(db.session.connection(), verified.key_id, verified.last_used_at, now)
+                db.session.commit()
+            verified = replace(verified, last_used_at=now)
+            key_state.CACHE.put(token_hash, verified)
+    if verified.expires_at is not None and _expired(verified.expires_at, now):
+        when = verified.expires_at.isoformat(timespec="seconds")
+        raise invalid_token(EXPIRED.format(when=when))
+    return Caller(
+        account=verified.account,
+        auth="api_key",
+        key=KeyRef(id=verified.key_id, last_used_at=verified.last_used_at, scopes=verified.scopes),
+    )
+
+
+def _read_key(token_hash: str, now: datetime, generation: str | None) -> key_state.Verified:
+    """The key's row from the database (one indexed lookup), cached when Redis is there."""
     engine = db.engine
+    touched = False
     if engine.dialect.name == "postgresql":
         with engine.connect() as conn:
             conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
             if row is not None and not _expired(row.expires_at, now):
-                _touch(conn, row[0], row[1], now)
+                touched = _touch(conn, row[0], row[1], now)
     else:
         # SQLite (development, tests): the session's own connection, one transaction.
         conn = db.session.connection()
         row = conn.execute(_KEY_SELECT, {"token_hash": token_hash}).one_or_none()
-        fresh = row is not None and not _expired(row.expires_at, now)
-        if fresh and row is not None and _touch(conn, row[0], row[1], now):
-            db.session.commit()
+        if row is not None and not _expired(row.expires_at, now):
+            touched = _touch(conn, row[0], row[1], now)
+            if touched:
+                db.session.commit()
     if row is None:
         # Well-formed but unknown: each costs a lookup, so they are also counted per address.
         rate_limit.count_unknown_key()
         raise invalid_token()
     key_id, last_used_at, scopes, expires_at, account_id, slug, name = row
-    if expires_at is not None and _expired(expires_at, now):
-        raise invalid_token(EXPIRED.format(when=expires_at.isoformat(timespec="seconds")))
-    return Caller(
+    verified = key_state.Verified(
+        key_id=key_id,
+        last_used_at=now if touched else last_used_at,
+        scopes=frozenset(scopes.split()),
+        expires_at=expires_at,
         account=AccountRef(id=account_id, slug=slug, name=name),
-        auth="api_key",
-        key=KeyRef(id=key_id, last_used_at=last_used_at, scopes=frozenset(scopes.split())),
+        generation=generation or "",
+        until=time.monotonic() + key_state.CACHE_SECONDS,
     )
+    if generation is not None:
+        key_state.CACHE.put(token_hash, verified)
+    return verified
+
+
+def _touch_due(last_used_at: datetime | None, now: datetime) -> bool:
+    return last_used_at is None or now - last_used_at >= LAST_USED_EVERY
 
 
 def _expired(expires_at: datetime | None, now: datetime) -> bool:
@@ -174,7 +218,7 @@ def _expired(expires_at: datetime | None, now: datetime) -> bool:
 
 def _touch(conn: Connection, key_id: str, last_used_at: datetime | None, now: datetime) -> bool:
     """Record the key's use, at most once a minute; say whether a write was made."""
-    if last_used_at is not None and now - last_used_at < LAST_USED_EVERY:
+    if not _touch_due(last_used_at, now):
         return False
     # Conditional, so parallel requests on many instances write it once a minute at most.
     conn.execute(

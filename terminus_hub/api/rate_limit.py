@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +32,7 @@ from limits.util import WindowStats
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
+from terminus_hub import key_state
 from terminus_hub.api.bearer import key_hash
 from terminus_hub.extensions import limiter
 
@@ -108,6 +110,7 @@ _backoff = _Backoff()
 
 def _storage_failed() -> bool:
     """Switch to the in-memory fallback; False when there is none (or it is already in use)."""
+    key_state.CACHE.clear()  # without Redis no key's generation can be read
     if limiter._in_memory_fallback_enabled and not limiter._storage_dead:
         _LIMITER_LOG.warning(FALLBACK)
         limiter._storage_dead = True
@@ -115,7 +118,9 @@ def _storage_failed() -> bool:
     return False
 
 
-def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLimitItem | None]:
+def _hit(
+    items: tuple[RateLimitItem, ...], args: list[str], watched: str | None = None
+) -> tuple[Any, RateLimitItem | None]:
     if limiter._storage_dead and _backoff.due():
         try:
             recovered = limiter.storage.check()
@@ -125,14 +130,23 @@ def _hit(items: tuple[RateLimitItem, ...], args: list[str]) -> tuple[Any, RateLi
             _LIMITER_LOG.info("Rate limit storage recovered")
             limiter._storage_dead = False
             _backoff.count = 0
+            # Keys may have changed while Redis could not be told: read them all again.
+            key_state.CACHE.clear()
     strategy = limiter.limiter  # the in-memory fallback while the storage is down
-    for item in items:
-        if not strategy.hit(item, *args):
+    for index, item in enumerate(items):
+        if index == 0 and watched is not None and isinstance(strategy, OneTripMovingWindow):
+            # The key's generation comes back with the count: the key check's cache uses it.
+            acquired, g.key_generation = strategy.hit_reading(item, watched, *args)
+        else:
+            acquired = strategy.hit(item, *args)
+        if not acquired:
             return strategy, item
     return strategy, None
 
 
-def _charge(who: str, what: str) -> tuple[Any, RateLimitItem, list[str]] | None:
+def _charge(
+    who: str, what: str, watched: str | None = None
+) -> tuple[Any, RateLimitItem, list[str]] | None:
     """Count one hit for ``who`` on ``what``; raise 429 past the limit.
 
     Returns what the X-RateLimit-* headers need, or None when the storage failed and errors
@@ -143,8 +157,9 @@ def _charge(who: str, what: str) -> tuple[Any, RateLimitItem, list[str]] | None:
     if limiter._key_prefix:
         args.insert(0, limiter._key_prefix)
     try:
-        strategy, breached = _hit(items, args)
+        strategy, breached = _hit(items, args, watched)
     except Exception:
+        g.pop("key_generation", None)
         if _storage_failed():
             strategy, breached = _hit(items, args)
         elif limiter._swallow_errors:
@@ -169,7 +184,9 @@ def check_rate_limit() -> None:
     """Count an API call before anything else looks at it; refuse it past the limit (429)."""
     if not (in_the_api() and limiter.enabled and limiter.initialized):
         return
-    g.api_rate_limit = _charge(rate_limit_key(), request.endpoint or "")
+    who = rate_limit_key()
+    watched = key_state.generation_key(who[len("key:") :]) if who.startswith("key:") else None
+    g.api_rate_limit = _charge(who, request.endpoint or "", watched)
 
 
 # Budget name for well-formed keys that match no key, counted per client address.
@@ -260,10 +277,22 @@ while low <= high do
         high = mid - 1
     end
 end
-if found then
-    return {acquired, redis.call('lindex', KEYS[1], found), found + 1}
+-- A bearer key's generation (terminus_hub/key_state.py), read in the same round trip, with
+-- the epoch of this Redis: a Redis that lost its data gets a new epoch, so no cache trusts
+-- what it verified before.
+local generation = false
+if KEYS[2] then
+    local epoch = redis.call('get', KEYS[3])
+    if not epoch then
+        redis.call('set', KEYS[3], ARGV[5])
+        epoch = ARGV[5]
+    end
+    generation = epoch .. '/' .. (redis.call('get', KEYS[2]) or '0')
 end
-return {acquired, false, 0}
+if found then
+    return {acquired, redis.call('lindex', KEYS[1], found), found + 1, generation}
+end
+return {acquired, false, 0, generation}
 """
 # Windows read by hit() live until their request's headers ask for them, and no longer.
 _WINDOW_TTL = 5.0
@@ -285,12 +314,21 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
         return windows
 
     def hit(self, item: RateLimitItem, *identifiers: str, cost: int = 1) -> bool:
+        return self.hit_reading(item, None, *identifiers, cost=cost)[0]
+
+    def hit_reading(
+        self, item: RateLimitItem, watched: str | None, *identifiers: str, cost: int = 1
+    ) -> tuple[bool, str | None]:
+        """hit(), also reading the key generation at Redis key ``watched`` ("epoch/count")."""
         key = item.key_for(*identifiers)
         now = time.time()
         storage = self._redis
+        keys = [storage.prefixed_key(key)]
+        if watched is not None:
+            keys += [watched, key_state.epoch_key()]
         try:
-            acquired, oldest, count = self._script(
-                [storage.prefixed_key(key)], [now, item.amount, item.get_expiry(), cost]
+            acquired, oldest, count, generation = self._script(
+                keys, [now, item.amount, item.get_expiry(), cost, secrets.token_hex(8)]
             )
         except storage.base_exceptions as exc:
             if storage.wrap_exceptions:
@@ -300,7 +338,9 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
         if len(windows) > 16:
             windows.clear()
         windows[key] = (now, float(oldest) if oldest else now, int(count))
-        return bool(acquired)
+        if isinstance(generation, bytes):
+            generation = generation.decode("ascii")
+        return bool(acquired), generation or None
 
     def get_window_stats(self, item: RateLimitItem, *identifiers: str) -> WindowStats:
         key = item.key_for(*identifiers)

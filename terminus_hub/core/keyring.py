@@ -18,6 +18,7 @@ from sqlalchemy import update
 
 from terminus_hub import api_tokens
 from terminus_hub import audit
+from terminus_hub import key_state
 from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
@@ -205,6 +206,8 @@ def roll_key(key: ApiKey, grace_hours: int, actor: User | None) -> tuple[ApiKey,
     ends = now + timedelta(hours=grace_hours)
     key.expires_at = min(ends, key.expires_at) if key.expires_at is not None else ends
     key.replaced_by_id = new.id
+    # Its end moved: other instances' caches must read it again.
+    key_state.changed_after_commit(db.session(), key.token_hash)
     # Its end was chosen just now: nobody needs a mail about it.
     key.expiry_notified_at = now
     db.session.flush()
@@ -241,8 +244,9 @@ def get_key(account: AccountLike, key_id: str) -> ApiKey | None:
 
 
 def revoke_key(key: ApiKey) -> None:
-    """Delete a key: its token fails from the very next request."""
+    """Delete a key: its token fails from the very next request, on every instance."""
     db.session.execute(delete(ApiKey).where(ApiKey.id == key.id))
+    key_state.changed_after_commit(db.session(), key.token_hash)
     audit.record(
         "api_key.revoked", account=key.account_id, detail={"key_id": key.id, "name": key.name}
     )

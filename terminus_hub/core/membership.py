@@ -11,11 +11,13 @@ from sqlalchemy import func
 from sqlalchemy import select
 
 from terminus_hub import audit
+from terminus_hub import key_state
 from terminus_hub.extensions import db
 from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import AccountLike
+from terminus_hub.models import ApiKey
 from terminus_hub.models import Invitation
 from terminus_hub.models import Membership
 from terminus_hub.models import User
@@ -220,6 +222,10 @@ def rename_account(account: Account, name: str) -> None:
     account.name = name
     db.session.flush()
     audit.record("account.renamed", account=account, detail={"from": old, "to": name})
+    # Key checks cache the account's name with each key: have them read it again.
+    hashes = db.session.scalars(select(ApiKey.token_hash).where(ApiKey.account_id == account.id))
+    for token_hash in hashes:
+        key_state.changed_after_commit(db.session(), token_hash)
 
 
 def members_of(account: AccountLike) -> list[Membership]:

@@ -90,3 +90,45 @@ def test_redis_down_is_logged_once_per_worker(cluster, browsers):
     for instance in cluster.instances:
         this_outage = instance.log()[logged_before[instance.name] :]
         assert 1 <= this_outage.count(FALLBACK) <= WORKERS
+
+
+def test_keys_are_checked_in_the_database_while_redis_is_down(cluster, browsers):
+    """Broke: Redis, which tells instances that a key changed (each worker keeps the keys it
+    verified for a while, used only while Redis says they are unchanged).
+
+    Saw: three keys worked on B (their checks cached by B's workers); with Redis stopped, an
+    operator revoked one with `flask keys revoke` (which could not tell Redis) and the very
+    next request with it failed on B and on A, while the others kept working: without Redis,
+    every key is looked up in PostgreSQL. Once Redis was back, a key revoked through A failed
+    at once on B again, and the third key still worked everywhere.
+
+    Lost: nothing.
+    """
+    person = cluster.person()
+    down_id, revoked_while_down = cluster.api_key(person.account_slug, "revoked while down")
+    up_id, revoked_after = cluster.api_key(person.account_slug, "revoked after")
+    _, kept = cluster.api_key(person.account_slug, "kept")
+
+    def status_on(instance, token: str) -> int:  # type: ignore[no-untyped-def]
+        bearer = {"Authorization": f"Bearer {token}"}
+        return browsers(instance.url).get("/api/v1/account", headers=bearer).status_code
+
+    for token in (revoked_while_down, revoked_after, kept):
+        assert [status_on(cluster.b, token) for _ in range(6)] == [200] * 6
+
+    cluster.redis.stop()
+    result = cluster.flask("keys", "revoke", down_id)
+    assert result.returncode == 0, result.stderr
+    assert [status_on(cluster.b, revoked_while_down) for _ in range(6)] == [401] * 6
+    assert status_on(cluster.a, revoked_while_down) == 401
+    assert [status_on(instance, kept) for instance in cluster.instances] == [200, 200]
+
+    cluster.redis.start()
+    cluster.wait_healthy(timeout=5)
+    wait_limits_shared(cluster)
+    assert [status_on(cluster.b, revoked_after) for _ in range(6)] == [200] * 6
+    result = cluster.flask("keys", "revoke", up_id)
+    assert result.returncode == 0, result.stderr
+    assert [status_on(cluster.b, revoked_after) for _ in range(6)] == [401] * 6
+    assert [status_on(cluster.b, revoked_while_down) for _ in range(2)] == [401] * 2
+    assert [status_on(instance, kept) for instance in cluster.instances] == [200, 200]

@@ -1,0 +1,142 @@
+"""Telling every instance that an API key changed, so their caches of verified keys drop it.
+
+Each instance's key check keeps the keys it verified for a short while (api/auth.py). A key's
+*generation* is a counter in the rate limit's Redis, next to the key's rate-limit window; the
+Redis call that counts each API request reads it in the same script, so a cached key is used
+only while its generation is the one seen when it was read from the database.
+
+A change (revoke, roll) bumps the counter right after the database commit that made it, before
+the answer goes out: the very next request with that key, on any instance, reads the new
+generation and looks the key up again. Without Redis (the in-memory rate limit of development,
+or Redis down) no generation is read and every request looks its key up in the database.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from flask import current_app
+from limits.storage import RedisStorage
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from terminus_hub.extensions import limiter
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Verified:
+    """A key read from the database, as the key check caches it."""
+
+    key_id: str
+    last_used_at: datetime | None
+    scopes: frozenset[str]
+    expires_at: datetime | None
+    account: Any  # api.auth.AccountRef
+    generation: str  # the key's generation in Redis when it was read ("epoch/count")
+    until: float  # time.monotonic() after which it is read again
+
+
+class KeyCache:
+    """This worker's recently verified keys, by token hash: bounded, short-lived, and used only
+    while Redis says the key's generation is unchanged."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._rows: OrderedDict[str, Verified] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, token_hash: str, generation: str) -> Verified | None:
+        with self._lock:
+            row = self._rows.get(token_hash)
+            if row is None:
+                return None
+            if row.generation != generation or row.until < time.monotonic():
+                del self._rows[token_hash]
+                return None
+            self._rows.move_to_end(token_hash)
+            return row
+
+    def put(self, token_hash: str, row: Verified) -> None:
+        with self._lock:
+            self._rows[token_hash] = row
+            self._rows.move_to_end(token_hash)
+            while len(self._rows) > self.size:
+                self._rows.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rows.clear()
+
+
+# A key changed while Redis could not be told (it was unreachable from the instance that changed
+# it) is accepted by caches at most this long.
+CACHE_SECONDS = 30.0
+CACHE = KeyCache(size=10_000)
+
+# Long enough to outlive any cached key; a counter that lapses only makes caches read again.
+GENERATION_TTL_SECONDS = 24 * 3600
+_PENDING = "terminus_changed_keys"
+
+
+def generation_key(token_hash: str) -> str:
+    """The Redis key holding a key's generation (beside its rate-limit window)."""
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX") or ""
+    return f"{prefix}:keygen:{token_hash[:32]}" if prefix else f"keygen:{token_hash[:32]}"
+
+
+def epoch_key() -> str:
+    """The Redis key naming this Redis's epoch (set afresh when Redis lost its data)."""
+    return generation_key("epoch")
+
+
+def redis_storage() -> RedisStorage | None:
+    """The rate limit's Redis, when that is what it counts in and it is up."""
+    storage = getattr(limiter, "_storage", None)
+    if type(storage) is not RedisStorage or limiter._storage_dead:
+        return None
+    return storage
+
+
+def changed_after_commit(session: Session, token_hash: str) -> None:
+    """Bump the key's generation once the session's transaction commits."""
+    session.info.setdefault(_PENDING, set()).add(token_hash)
+
+
+@event.listens_for(Session, "after_commit")
+def _publish(session: Session) -> None:
+    pending: set[str] | None = session.info.pop(_PENDING, None)
+    if pending:
+        publish(pending)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+def publish(token_hashes: set[str]) -> None:
+    """Bump each key's generation now. Without Redis there are no caches to tell."""
+    storage = redis_storage()
+    if storage is None:
+        return
+    try:
+        connection: Any = storage.get_connection()
+        pipe = connection.pipeline(transaction=False)
+        for token_hash in token_hashes:
+            name = generation_key(token_hash)
+            pipe.incr(name)
+            pipe.expire(name, GENERATION_TTL_SECONDS)
+        pipe.execute()
+    except Exception:
+        # Instances that still reach Redis keep using their cached copy until it ages out.
+        log.exception(
+            "could not tell other instances that %d API key(s) changed", len(token_hashes)
+        )

@@ -1,0 +1,186 @@
+"""The key check at one network round trip (docs/benchmarks.md, "The key path"): with Redis,
+each worker keeps the keys it verified, and uses one only while the Redis call that counts
+the request says the key is unchanged.
+
+Across instances (revoke on A, the very next call on B fails) and with Redis down, the same
+promises are tested on real gunicorn instances in tests/faults.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC
+from datetime import datetime
+from datetime import timedelta
+from typing import Any
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from freezegun import freeze_time
+from sqlalchemy import event
+from sqlalchemy import select
+
+from terminus_hub.core.keyring import create_key
+from terminus_hub.extensions import db
+from terminus_hub.models import Account
+from terminus_hub.models import ApiKey
+from tests import factories
+from tests.factories import CSRF_META
+from tests.factories import sign_in
+
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
+pytestmark = [
+    pytest.mark.skipif(not REDIS_URL, reason="needs TEST_REDIS_URL"),
+    pytest.mark.usefixtures("_fresh_limiter"),
+    pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL),
+]
+
+
+@contextmanager
+def statements(app: Flask) -> Iterator[list[str]]:
+    """Collect every SQL statement the app's engine runs inside the block."""
+    seen: list[str] = []
+
+    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement)
+
+    with app.app_context():
+        engine = db.engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def owner(app: Flask) -> factories.Person:
+    return factories.make_person(app)
+
+
+@pytest.fixture
+def session(client: FlaskClient, owner: factories.Person) -> dict[str, str]:
+    sign_in(client, owner.email)
+    page = client.get(f"/a/{owner.account_slug}/").get_data(as_text=True)
+    return {"X-CSRFToken": CSRF_META.search(page).group(1)}
+
+
+def test_a_verified_key_costs_no_database_trip(app: Flask, owner: factories.Person) -> None:
+    _, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    with statements(app) as seen:
+        for _ in range(5):
+            response = caller.get("/api/v1/account", headers=bearer(token))
+            assert response.status_code == 200
+            assert response.get_json()["slug"] == owner.account_slug
+    assert seen == []
+
+
+def test_a_revoked_key_fails_on_the_very_next_request(
+    app: Flask, client: FlaskClient, owner: factories.Person, session: dict[str, str]
+) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    for _ in range(3):
+        assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    assert client.delete(f"/api/v1/api_keys/{key_id}", headers=session).status_code == 204
+    refused = caller.get("/api/v1/account", headers=bearer(token))
+    assert refused.status_code == 401
+    assert refused.get_json()["error"]["code"] == "invalid_token"
+
+
+def test_a_key_revoked_from_the_command_line_fails_at_once(
+    app: Flask, runner: Any, owner: factories.Person
+) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    assert runner.invoke(args=["keys", "revoke", key_id]).exit_code == 0
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 401
+
+
+def test_a_rolled_key_ends_when_its_grace_ends(
+    app: Flask, client: FlaskClient, owner: factories.Person, session: dict[str, str]
+) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    rolled = client.post(
+        f"/api/v1/api_keys/{key_id}/roll", json={"expires_in_hours": 0}, headers=session
+    )
+    assert rolled.status_code == 201
+    refused = caller.get("/api/v1/account", headers=bearer(token))
+    assert refused.status_code == 401 and "expired" in refused.get_json()["error"]["message"]
+
+
+def test_a_cached_key_still_expires_on_time(app: Flask, owner: factories.Person) -> None:
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.slug == owner.account_slug))
+        row, token = create_key(account, "short", None, expires_in_days=1)
+        db.session.commit()
+        expires = row.expires_at
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    with freeze_time(expires + timedelta(seconds=1)):
+        refused = caller.get("/api/v1/account", headers=bearer(token))
+    assert refused.status_code == 401 and "expired" in refused.get_json()["error"]["message"]
+
+
+def test_a_renamed_account_is_seen_at_once(
+    app: Flask, client: FlaskClient, owner: factories.Person, session: dict[str, str]
+) -> None:
+    _, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).get_json()["name"] != "Renamed"
+    renamed = client.post(
+        f"/a/{owner.account_slug}/rename",
+        data={"name": "Renamed", "csrf_token": session["X-CSRFToken"]},
+    )
+    assert renamed.status_code in (302, 303), renamed.get_data(as_text=True)[:300]
+    assert caller.get("/api/v1/account", headers=bearer(token)).get_json()["name"] == "Renamed"
+
+
+def test_a_redis_that_lost_its_data_is_not_trusted(app: Flask, owner: factories.Person) -> None:
+    _, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    store = redis.Redis.from_url(REDIS_URL or "")
+    try:
+        prefix = app.config.get("RATELIMIT_KEY_PREFIX") or ""
+        epoch = f"{prefix}:keygen:epoch" if prefix else "keygen:epoch"
+        assert store.delete(epoch) == 1  # as after a restart: a key changed meanwhile is unknown
+    finally:
+        store.close()
+    with statements(app) as seen:
+        assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    assert any("api_keys" in statement for statement in seen)
+
+
+def test_last_use_is_still_written_once_a_minute(app: Flask, owner: factories.Person) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    start = datetime.now(UTC)
+
+    def last_used() -> datetime | None:
+        with app.app_context():
+            return db.session.scalar(select(ApiKey.last_used_at).where(ApiKey.id == key_id))
+
+    with freeze_time(start):
+        assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    first = last_used()
+    assert first is not None
+    with freeze_time(start + timedelta(seconds=30)):
+        assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    assert last_used() == first
+    with freeze_time(start + timedelta(seconds=61)):
+        assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    assert last_used() > first
