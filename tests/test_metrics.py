@@ -76,6 +76,9 @@ def test_sign_ins_api_requests_and_the_outbox_are_counted(app: Flask, client: Fl
     assert grew("terminus_api_requests_total", status="200", auth="api_key") == 1
     assert grew("terminus_api_requests_total", status="401", auth="none") == 1
     assert grew("terminus_api_key_check_seconds_count") == 1
+    sources = ("cache", "database", "no_redis")
+    checks = {source: grew("terminus_api_key_checks_total", source=source) for source in sources}
+    assert sum(checks.values()) == 1 and checks["cache"] == 0  # a first call reads the key
     assert grew("terminus_request_duration_seconds_count", endpoint="auth.forgot_password") == 1
     assert value(after, "terminus_outbox_messages", state="pending") >= 1
     # Labels never carry who or what: no address, account, key or path.
