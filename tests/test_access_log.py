@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -90,3 +91,37 @@ def test_an_encoded_newline_cannot_forge_a_log_line(server: Gunicorn) -> None:
     assert not any(line.startswith('127.0.0.1 "GET /admin"') for line in log)
     assert any("/nothing%0a127.0.0.1" in line for line in log)
     assert any('"x\\x22 200 \\x22forged"' in line for line in log)
+
+
+def test_the_quick_atoms_are_gunicorns_own_for_the_projects_format() -> None:
+    from datetime import timedelta
+    from types import SimpleNamespace
+
+    from gunicorn.config import Config
+
+    from terminus_hub.access_log import AccessLog
+
+    conf = (processes.REPO / "gunicorn.conf.py").read_text()
+    project_format = re.search(r"access_log_format = '(.*)'", conf).group(1)
+    cfg = Config()
+    cfg.set("access_log_format", project_format)
+    log = AccessLog(cfg)
+    resp = SimpleNamespace(status="201 CREATED", sent=512, headers=[("Content-Type", "x")])
+    req = SimpleNamespace(headers=[("USER-AGENT", 'curl "8"\n')])
+    environ = {
+        "REMOTE_ADDR": "192.0.2.7",
+        "REQUEST_METHOD": "POST",
+        "RAW_URI": "/unlock/secret-token?next=/x",
+        "PATH_INFO": "/unlock/secret-token",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "QUERY_STRING": "next=/x",
+        "HTTP_USER_AGENT": 'curl "8"\n',
+    }
+    took = timedelta(seconds=1, microseconds=2345)
+    quick = log.atoms(resp, req, environ, took)
+    # A header atom in the format takes gunicorn's full path, which the quick one must match.
+    cfg.set("access_log_format", project_format + " %({x-forwarded-for}i)s")
+    full = log.atoms(resp, req, environ, took)
+    assert quick == {name: full[name] for name in quick}
+    assert quick["U"] == "/unlock/[redacted]" and quick["L"] == "1.002345"
+    assert "secret-token" not in project_format % quick

@@ -11,6 +11,7 @@ import inspect
 
 import flask_limiter
 import limits
+import pytest
 from flask import Flask
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
@@ -49,3 +50,15 @@ def test_the_moving_window_and_redis_storage_keep_the_api_it_uses() -> None:
         assert hasattr(RedisStorage, name), f"limits {limits.__version__} RedisStorage.{name}"
     # An instance attribute, set from this constructor argument.
     assert "wrap_exceptions" in inspect.signature(RedisStorage.__init__).parameters
+
+
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True)
+def test_flask_limiters_header_hook_is_found_and_left_out_of_api_calls(app: Flask) -> None:
+    from terminus_hub.api.rate_limit import LIMITER_HEADERS_HOOK
+
+    assert LIMITER_HEADERS_HOOK is not None, flask_limiter.__version__
+    hooks = app.after_request_funcs[None]
+    assert not [hook for hook in hooks if getattr(hook, "func", None) is LIMITER_HEADERS_HOOK]
+    wrapped = [hook for hook in hooks if getattr(hook, "__wrapped__", None) is not None]
+    assert any(getattr(hook.__wrapped__, "func", None) is LIMITER_HEADERS_HOOK for hook in wrapped)

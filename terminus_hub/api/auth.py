@@ -135,6 +135,12 @@ _KEY_SELECT = (
 )
 
 
+# The counters' children, looked up once.
+_FROM_CACHE = metrics.KEY_CHECKS.labels(source="cache")
+_FROM_DATABASE = metrics.KEY_CHECKS.labels(source="database")
+_WITHOUT_REDIS = metrics.KEY_CHECKS.labels(source="no_redis")
+
+
 def _from_key(header: str) -> Caller:
     # Judged by the header alone: cookies are ignored. Shape and checksum are checked before
     # any lookup; nothing here costs a password hash.
@@ -147,9 +153,9 @@ def _from_key(header: str) -> Caller:
     verified = key_state.CACHE.get(token_hash, generation) if generation is not None else None
     if verified is None:
         verified = _read_key(token_hash, now, generation)
-        metrics.KEY_CHECKS.labels(source="database" if generation is not None else "no_redis").inc()
+        (_FROM_DATABASE if generation is not None else _WITHOUT_REDIS).inc()
     else:
-        metrics.KEY_CHECKS.labels(source="cache").inc()
+        _FROM_CACHE.inc()
         if _touch_due(verified.last_used_at, now):
             # At most once a minute per key and worker: the one extra round trip.
             if db.engine.dialect.name == "postgresql":

@@ -33,6 +33,11 @@ def _on_register(state: BlueprintSetupState) -> None:
         # meta limits; API calls skip it outright.
         hooks[i] = rate_limit.outside_the_api(hooks[i])
     hooks.insert(0, rate_limit.check_rate_limit)
+    # Its after-request hook only adds the headers of limits it counted: none for API calls.
+    after = state.app.after_request_funcs.setdefault(None, [])
+    for i, hook in enumerate(after):
+        if getattr(hook, "func", None) is rate_limit.LIMITER_HEADERS_HOOK:
+            after[i] = rate_limit.outside_the_api_after(hook)  # type: ignore[arg-type]
     # App-wide, so that unrouted paths under the API (404, 405) get their headers too.
     state.app.after_request(rate_limit.add_rate_limit_headers)
     rate_limit.one_trip_moving_window(limiter)

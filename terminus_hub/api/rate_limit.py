@@ -226,6 +226,22 @@ def add_rate_limit_headers(response: Response) -> Response:
     return response
 
 
+# Flask-Limiter's after-request hook (a partial of this function, bound to the limiter).
+LIMITER_HEADERS_HOOK = getattr(Limiter, "_Limiter__inject_headers", None)
+
+
+def outside_the_api_after(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    """Wrap an after-request hook so that it runs for every response but API calls'."""
+
+    @wraps(hook)
+    def wrapper(response: Response) -> Response:
+        if not in_the_api():
+            return hook(response)
+        return response
+
+    return wrapper
+
+
 def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
     """Wrap a before-request hook so that it runs for every request but API calls."""
 
