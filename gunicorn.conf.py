@@ -6,6 +6,7 @@ requests and keys are in PostgreSQL and Redis), so any number of workers and mac
 as one.
 """
 
+import gc
 import multiprocessing
 import os
 import re
@@ -47,6 +48,13 @@ forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
 # imported (preload_app), emptied of a dead worker's gauges and removed at shutdown.
 if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="terminus-hub-metrics-")
+
+
+def pre_fork(server, worker):
+    # What the master imported stays in pages shared with the workers only while nothing
+    # writes to them; a garbage collection in a worker walks (and so copies) every tracked
+    # object. Frozen, they are out of the collector's sight.
+    gc.freeze()
 
 
 def child_exit(server, worker):

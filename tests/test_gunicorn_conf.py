@@ -42,3 +42,17 @@ def test_each_master_counts_metrics_in_a_folder_of_its_own(monkeypatch: pytest.M
     two = _settings(monkeypatch)["metrics_folder"]
     assert one != two and "terminus-hub-metrics-" in one
     assert _settings(monkeypatch, PROMETHEUS_MULTIPROC_DIR="/srv/m")["metrics_folder"] == "/srv/m"
+
+
+def test_what_the_master_imported_is_frozen_before_each_fork(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    settings = _settings(monkeypatch)
+    gc.unfreeze()
+    try:
+        settings["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 0  # out of the collector's sight: shared pages stay shared
+    finally:
+        gc.unfreeze()
