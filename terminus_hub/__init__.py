@@ -6,6 +6,7 @@ import logging
 from collections.abc import Callable
 from collections.abc import Mapping
 from typing import Any
+from weakref import WeakKeyDictionary
 
 from flask import Flask
 
@@ -38,18 +39,22 @@ class TerminusHub(Flask):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+        # The callables known to be plain functions; weak, so one made per request (a bound
+        # method, after_this_request) leaves with it.
+        self._sync: WeakKeyDictionary[Callable[..., Any], bool] = WeakKeyDictionary()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         # Flask asks inspect whether each hook and view is a coroutine function on every call
         # (about 18 times for an API request); the answer never changes.
         try:
-            return self._sync[func]
-        except KeyError:
-            made = self._sync[func] = super().ensure_sync(func)
-            return made
-        except TypeError:  # an unhashable callable
+            if self._sync.get(func):
+                return func
+        except TypeError:  # a callable that cannot be weakly referenced
             return super().ensure_sync(func)
+        made = super().ensure_sync(func)
+        if made is func:
+            self._sync[func] = True
+        return made
 
 
 def create_app(config: Mapping[str, Any] | None = None, instance_path: str | None = None) -> Flask:

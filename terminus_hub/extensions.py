@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from typing import Any
 from typing import cast
 
@@ -44,7 +45,22 @@ class Base(DeclarativeBase):
 
 
 class _Limiter(Limiter):
-    """Flask-Limiter that takes each app's settings, even when create_app runs again."""
+    """Flask-Limiter that takes each app's settings, even when create_app runs again, and
+    says when its storage goes down or comes back (whichever hook noticed)."""
+
+    # Called with no argument when the storage is found down or back (key_state sets it).
+    on_storage_change: Callable[[], None] | None = None
+
+    @property
+    def _storage_dead(self) -> bool:
+        return bool(self.__dict__.get("_dead", False))
+
+    @_storage_dead.setter
+    def _storage_dead(self, dead: bool) -> None:
+        changed = bool(dead) != bool(self.__dict__.get("_dead", False))
+        self.__dict__["_dead"] = dead
+        if changed and self.on_storage_change is not None:
+            self.on_storage_change()
 
     def init_app(self, app: Flask) -> None:
         # Flask-Limiter keeps the first app's choices (``x = x or config[...]``) on the

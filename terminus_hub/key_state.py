@@ -14,6 +14,7 @@ or Redis down) no generation is read and every request looks its key up in the d
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 import time
 from collections import OrderedDict
@@ -40,7 +41,7 @@ class Verified:
     scopes: frozenset[str]
     expires_at: datetime | None
     account: Any  # api.auth.AccountRef
-    generation: str  # the key's generation in Redis when it was read ("epoch/count")
+    generation: str  # the key's generation in Redis when it was read
     until: float  # time.monotonic() after which it is read again
 
 
@@ -80,8 +81,11 @@ class KeyCache:
 # it) is accepted by caches at most this long.
 CACHE_SECONDS = 30.0
 CACHE = KeyCache(size=10_000)
+# Keys may change while Redis cannot be told: when a worker finds it down, and again when it
+# is back, whichever hook noticed, that worker reads every key again.
+limiter.on_storage_change = CACHE.clear
 
-# Long enough to outlive any cached key; a counter that lapses only makes caches read again.
+# Long enough to outlive any cached key; a generation that lapses only makes caches read again.
 GENERATION_TTL_SECONDS = 24 * 3600
 _PENDING = "terminus_changed_keys"
 
@@ -92,17 +96,10 @@ def generation_key(token_hash: str) -> str:
     return f"{prefix}:keygen:{token_hash[:32]}" if prefix else f"keygen:{token_hash[:32]}"
 
 
-def epoch_key() -> str:
-    """The Redis key naming this Redis's epoch (set afresh when Redis lost its data)."""
-    return generation_key("epoch")
-
-
 def redis_storage() -> RedisStorage | None:
-    """The rate limit's Redis, when that is what it counts in and it is up."""
+    """The rate limit's Redis, when that is what it counts in (up or not)."""
     storage = getattr(limiter, "_storage", None)
-    if type(storage) is not RedisStorage or limiter._storage_dead:
-        return None
-    return storage
+    return storage if type(storage) is RedisStorage else None
 
 
 def changed_after_commit(session: Session, token_hash: str) -> None:
@@ -112,6 +109,9 @@ def changed_after_commit(session: Session, token_hash: str) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _publish(session: Session) -> None:
+    # A savepoint's release (audit.record) is not the commit: the change is not visible yet.
+    if session.in_nested_transaction():
+        return
     pending: set[str] | None = session.info.pop(_PENDING, None)
     if pending:
         publish(pending)
@@ -119,11 +119,15 @@ def _publish(session: Session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget(session: Session) -> None:
+    # A savepoint rolled back (a failed audit write) leaves the transaction, and its change, on.
+    if session.in_nested_transaction():
+        return
     session.info.pop(_PENDING, None)
 
 
 def publish(token_hashes: set[str]) -> None:
-    """Bump each key's generation now. Without Redis there are no caches to tell."""
+    """Give each key a new generation now (tried even when this worker last found Redis down:
+    others may reach it). Without Redis as the rate limit's storage there are no caches."""
     storage = redis_storage()
     if storage is None:
         return
@@ -131,9 +135,9 @@ def publish(token_hashes: set[str]) -> None:
         connection: Any = storage.get_connection()
         pipe = connection.pipeline(transaction=False)
         for token_hash in token_hashes:
-            name = generation_key(token_hash)
-            pipe.incr(name)
-            pipe.expire(name, GENERATION_TTL_SECONDS)
+            # A new random value, never a count: a generation that lapsed or was evicted reads
+            # as missing, and the key check then sets a fresh one that no cache holds.
+            pipe.set(generation_key(token_hash), secrets.token_hex(8), ex=GENERATION_TTL_SECONDS)
         pipe.execute()
     except Exception:
         # Instances that still reach Redis keep using their cached copy until it ages out.

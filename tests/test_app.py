@@ -97,3 +97,13 @@ def test_wsgi_module_exposes_an_app(monkeypatch, instance):
 
     importlib.reload(wsgi)
     assert wsgi.app.name == "terminus_hub"
+
+
+def test_the_sync_check_cache_keeps_no_callable_made_per_request(app) -> None:  # type: ignore[no-untyped-def]
+    import gc
+
+    before = len(app._sync)
+    for _ in range(100):
+        app.ensure_sync(lambda: None)()  # as after_this_request or a view class makes them
+    gc.collect()
+    assert len(app._sync) <= before + 1

@@ -23,11 +23,17 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 from sqlalchemy import event
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from terminus_hub import api_tokens
+from terminus_hub import key_state
+from terminus_hub.core import keyring
 from terminus_hub.core.keyring import create_key
 from terminus_hub.extensions import db
+from terminus_hub.extensions import limiter
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
+from terminus_hub.models import AuditEvent
 from tests import factories
 from tests.factories import CSRF_META
 from tests.factories import sign_in
@@ -149,20 +155,82 @@ def test_a_renamed_account_is_seen_at_once(
     assert caller.get("/api/v1/account", headers=bearer(token)).get_json()["name"] == "Renamed"
 
 
-def test_a_redis_that_lost_its_data_is_not_trusted(app: Flask, owner: factories.Person) -> None:
+def test_a_redis_that_lost_a_generation_is_not_trusted(app: Flask, owner: factories.Person) -> None:
     _, token = factories.make_api_key(app, owner.account_slug)
     caller = app.test_client()
     assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+    with app.app_context():
+        name = key_state.generation_key(api_tokens.token_hash(token))
     store = redis.Redis.from_url(REDIS_URL or "")
     try:
-        prefix = app.config.get("RATELIMIT_KEY_PREFIX") or ""
-        epoch = f"{prefix}:keygen:epoch" if prefix else "keygen:epoch"
-        assert store.delete(epoch) == 1  # as after a restart: a key changed meanwhile is unknown
+        # As after an eviction, a restart or a lapse: a change made meanwhile is unknown.
+        assert store.delete(name) == 1
     finally:
         store.close()
     with statements(app) as seen:
         assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
     assert any("api_keys" in statement for statement in seen)
+
+
+def generation(app: Flask, token: str) -> bytes | None:
+    with app.app_context():
+        name = key_state.generation_key(api_tokens.token_hash(token))
+    store = redis.Redis.from_url(REDIS_URL or "")
+    try:
+        value: bytes | None = store.get(name)
+        return value
+    finally:
+        store.close()
+
+
+def test_a_change_is_told_only_once_it_is_committed(app: Flask, owner: factories.Person) -> None:
+    # Found by attacking it: the audit record's savepoint counted as the commit, so the news
+    # went out before the change could be seen, and a check in between cached the old row.
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    assert app.test_client().get("/api/v1/account", headers=bearer(token)).status_code == 200
+    before = generation(app, token)
+    with app.app_context():
+        keyring.revoke_key(db.session.get(ApiKey, key_id))
+        assert generation(app, token) == before  # not committed yet: nothing told
+        db.session.commit()
+    assert generation(app, token) != before
+
+
+def test_a_failed_audit_write_does_not_keep_the_news_from_other_workers(
+    app: Flask, owner: factories.Person
+) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    caller = app.test_client()
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
+
+    def refuse_audit(session: Any, context: Any, instances: Any) -> None:
+        if any(isinstance(row, AuditEvent) for row in session.new):
+            raise RuntimeError("the audit table is full")
+
+    event.listen(Session, "before_flush", refuse_audit)
+    try:
+        with app.app_context():
+            keyring.revoke_key(db.session.get(ApiKey, key_id))
+            db.session.commit()
+    finally:
+        event.remove(Session, "before_flush", refuse_audit)
+    assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 401
+
+
+def test_a_worker_that_found_redis_down_still_tells_the_others(
+    app: Flask, owner: factories.Person
+) -> None:
+    key_id, token = factories.make_api_key(app, owner.account_slug)
+    assert app.test_client().get("/api/v1/account", headers=bearer(token)).status_code == 200
+    before = generation(app, token)
+    with app.app_context():
+        limiter._storage_dead = True  # this worker's last try failed; others reach Redis
+        try:
+            keyring.revoke_key(db.session.get(ApiKey, key_id))
+            db.session.commit()
+        finally:
+            limiter._storage_dead = False
+    assert generation(app, token) != before
 
 
 def test_last_use_is_still_written_once_a_minute(app: Flask, owner: factories.Person) -> None:

@@ -110,7 +110,6 @@ _backoff = _Backoff()
 
 def _storage_failed() -> bool:
     """Switch to the in-memory fallback; False when there is none (or it is already in use)."""
-    key_state.CACHE.clear()  # without Redis no key's generation can be read
     if limiter._in_memory_fallback_enabled and not limiter._storage_dead:
         _LIMITER_LOG.warning(FALLBACK)
         limiter._storage_dead = True
@@ -130,8 +129,6 @@ def _hit(
             _LIMITER_LOG.info("Rate limit storage recovered")
             limiter._storage_dead = False
             _backoff.count = 0
-            # Keys may have changed while Redis could not be told: read them all again.
-            key_state.CACHE.clear()
     strategy = limiter.limiter  # the in-memory fallback while the storage is down
     for index, item in enumerate(items):
         if index == 0 and watched is not None and isinstance(strategy, OneTripMovingWindow):
@@ -184,6 +181,7 @@ def check_rate_limit() -> None:
     """Count an API call before anything else looks at it; refuse it past the limit (429)."""
     if not (in_the_api() and limiter.enabled and limiter.initialized):
         return
+    g.pop("key_generation", None)  # only this request's own reading counts
     who = rate_limit_key()
     watched = key_state.generation_key(who[len("key:") :]) if who.startswith("key:") else None
     g.api_rate_limit = _charge(who, request.endpoint or "", watched)
@@ -293,17 +291,16 @@ while low <= high do
         high = mid - 1
     end
 end
--- A bearer key's generation (terminus_hub/key_state.py), read in the same round trip, with
--- the epoch of this Redis: a Redis that lost its data gets a new epoch, so no cache trusts
--- what it verified before.
+-- A bearer key's generation (terminus_hub/key_state.py), read in the same round trip. One
+-- that is missing (never set, lapsed, evicted, or Redis lost its data) gets a fresh random
+-- value, which no cache holds.
 local generation = false
 if KEYS[2] then
-    local epoch = redis.call('get', KEYS[3])
-    if not epoch then
-        redis.call('set', KEYS[3], ARGV[5])
-        epoch = ARGV[5]
+    generation = redis.call('get', KEYS[2])
+    if not generation then
+        generation = ARGV[5]
+        redis.call('set', KEYS[2], generation, 'EX', ARGV[6])
     end
-    generation = epoch .. '/' .. (redis.call('get', KEYS[2]) or '0')
 end
 if found then
     return {acquired, redis.call('lindex', KEYS[1], found), found + 1, generation}
@@ -335,16 +332,24 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
     def hit_reading(
         self, item: RateLimitItem, watched: str | None, *identifiers: str, cost: int = 1
     ) -> tuple[bool, str | None]:
-        """hit(), also reading the key generation at Redis key ``watched`` ("epoch/count")."""
+        """hit(), also reading (or setting, when missing) the key generation at ``watched``."""
         key = item.key_for(*identifiers)
         now = time.time()
         storage = self._redis
         keys = [storage.prefixed_key(key)]
         if watched is not None:
-            keys += [watched, key_state.epoch_key()]
+            keys.append(watched)
         try:
             acquired, oldest, count, generation = self._script(
-                keys, [now, item.amount, item.get_expiry(), cost, secrets.token_hex(8)]
+                keys,
+                [
+                    now,
+                    item.amount,
+                    item.get_expiry(),
+                    cost,
+                    secrets.token_hex(8),
+                    key_state.GENERATION_TTL_SECONDS,
+                ],
             )
         except storage.base_exceptions as exc:
             if storage.wrap_exceptions:
