@@ -114,3 +114,12 @@ def sign_in(client: FlaskClient, email: str, password: str = PASSWORD) -> None:
         data={"email": email, "password": password, "csrf_token": match.group(1)},
     )
     assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+def session_headers(client: FlaskClient, person: Person) -> dict[str, str]:
+    """Sign in and open the person's account; the headers a session's API change needs."""
+    sign_in(client, person.email)
+    page = client.get(f"/a/{person.account_slug}/").get_data(as_text=True)
+    match = CSRF_META.search(page)
+    assert match, "the account page has no CSRF meta tag"
+    return {"X-CSRFToken": match.group(1)}

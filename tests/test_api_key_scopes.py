@@ -41,13 +41,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def session_headers(client: FlaskClient, person: factories.Person) -> dict[str, str]:
-    """Sign in as an owner and open the account; the headers a session API call needs."""
-    sign_in(client, person.email)
-    page = client.get(f"/a/{person.account_slug}/").get_data(as_text=True)
-    return {"X-CSRFToken": CSRF_META.search(page).group(1)}
-
-
 def key_count(app: Flask) -> int:
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(ApiKey))
@@ -66,7 +59,7 @@ def owner(app: Flask) -> factories.Person:
 
 @pytest.fixture
 def as_owner(client: FlaskClient, owner: factories.Person) -> dict[str, str]:
-    return session_headers(client, owner)
+    return factories.session_headers(client, owner)
 
 
 # scopes
@@ -325,7 +318,7 @@ def test_only_owner_and_admin_sessions_roll_and_only_their_keys(
     assert by_key.get_json()["error"]["code"] == "admin_only"
     stranger = factories.make_person(app)
     theirs = app.test_client()
-    headers = session_headers(theirs, stranger)
+    headers = factories.session_headers(theirs, stranger)
     elsewhere = theirs.post(f"/api/v1/api_keys/{old['id']}/roll", headers=headers)
     assert elsewhere.status_code == 404
     client.delete(f"/api/v1/api_keys/{old['id']}", headers=as_owner)
@@ -339,7 +332,7 @@ def test_a_member_cannot_roll(app: Flask, owner: factories.Person) -> None:
     member = factories.make_user(app)
     factories.make_membership(app, owner.account_slug, member.email, "member")
     client = app.test_client()
-    headers = session_headers(
+    headers = factories.session_headers(
         client,
         factories.Person(member.id, member.email, factories.PASSWORD, owner.account_slug),
     )
@@ -481,7 +474,7 @@ def test_two_rolls_at_once_make_one_successor(
     sessions = []
     for _ in range(2):
         browser = app.test_client()
-        sessions.append((browser, session_headers(browser, owner)))
+        sessions.append((browser, factories.session_headers(browser, owner)))
     # Each roll dawdles after reading the key, so both are surely in flight together.
     new_key = keyring._new_key
 

@@ -14,8 +14,6 @@ from flask.testing import FlaskClient
 from freezegun import freeze_time
 
 from tests import factories
-from tests.factories import CSRF_META
-from tests.factories import sign_in
 
 LISTS = [
     "/api/v1/workspaces",
@@ -35,9 +33,7 @@ def owner(app: Flask) -> factories.Person:
 @pytest.fixture
 def session(client: FlaskClient, owner: factories.Person) -> dict[str, str]:
     """An owner's session on its account; the headers a changing call needs."""
-    sign_in(client, owner.email)
-    page = client.get(f"/a/{owner.account_slug}/").get_data(as_text=True)
-    return {"X-CSRFToken": CSRF_META.search(page).group(1)}
+    return factories.session_headers(client, owner)
 
 
 def walk(client: FlaskClient, path: str, limit: int) -> list[dict[str, Any]]:

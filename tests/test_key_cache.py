@@ -9,8 +9,6 @@ promises are tested on real gunicorn instances in tests/faults.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC
 from datetime import datetime
 from datetime import timedelta
@@ -35,8 +33,7 @@ from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import AuditEvent
 from tests import factories
-from tests.factories import CSRF_META
-from tests.factories import sign_in
+from tests.test_api_auth import recorded_queries
 
 REDIS_URL = os.environ.get("TEST_REDIS_URL")
 pytestmark = [
@@ -44,23 +41,6 @@ pytestmark = [
     pytest.mark.usefixtures("_fresh_limiter"),
     pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL),
 ]
-
-
-@contextmanager
-def statements(app: Flask) -> Iterator[list[str]]:
-    """Collect every SQL statement the app's engine runs inside the block."""
-    seen: list[str] = []
-
-    def record(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement)
-
-    with app.app_context():
-        engine = db.engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -74,16 +54,14 @@ def owner(app: Flask) -> factories.Person:
 
 @pytest.fixture
 def session(client: FlaskClient, owner: factories.Person) -> dict[str, str]:
-    sign_in(client, owner.email)
-    page = client.get(f"/a/{owner.account_slug}/").get_data(as_text=True)
-    return {"X-CSRFToken": CSRF_META.search(page).group(1)}
+    return factories.session_headers(client, owner)
 
 
 def test_a_verified_key_costs_no_database_trip(app: Flask, owner: factories.Person) -> None:
     _, token = factories.make_api_key(app, owner.account_slug)
     caller = app.test_client()
     assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
-    with statements(app) as seen:
+    with recorded_queries(app) as seen:
         for _ in range(5):
             response = caller.get("/api/v1/account", headers=bearer(token))
             assert response.status_code == 200
@@ -167,7 +145,7 @@ def test_a_redis_that_lost_a_generation_is_not_trusted(app: Flask, owner: factor
         assert store.delete(name) == 1
     finally:
         store.close()
-    with statements(app) as seen:
+    with recorded_queries(app) as seen:
         assert caller.get("/api/v1/account", headers=bearer(token)).status_code == 200
     assert any("api_keys" in statement for statement in seen)
 
