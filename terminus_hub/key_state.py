@@ -1,14 +1,16 @@
 """Telling every instance that an API key changed, so their caches of verified keys drop it.
 
 Each instance's key check keeps the keys it verified for a short while (api/auth.py). A key's
-*generation* is a counter in the rate limit's Redis, next to the key's rate-limit window; the
-Redis call that counts each API request reads it in the same script, so a cached key is used
-only while its generation is the one seen when it was read from the database.
+*generation* is a random value in the rate limit's Redis, next to the key's rate-limit window;
+the Redis call that counts each API request reads it in the same script (and sets a fresh one
+when it is missing), so a cached key is used only while its generation is the one seen when it
+was read from the database.
 
-A change (revoke, roll) bumps the counter right after the database commit that made it, before
-the answer goes out: the very next request with that key, on any instance, reads the new
-generation and looks the key up again. Without Redis (the in-memory rate limit of development,
-or Redis down) no generation is read and every request looks its key up in the database.
+A change (revoke, roll, account rename) sets a new generation right after the database commit
+that made it, before the answer goes out: the very next request with that key, on any
+instance, reads the new generation and looks the key up again. Without Redis (the in-memory
+rate limit of development, or Redis down) no generation is read and every request looks its
+key up in the database.
 """
 
 from __future__ import annotations
@@ -103,7 +105,7 @@ def redis_storage() -> RedisStorage | None:
 
 
 def changed_after_commit(session: Session, token_hash: str) -> None:
-    """Bump the key's generation once the session's transaction commits."""
+    """Give the key a new generation once the session's transaction commits."""
     session.info.setdefault(_PENDING, set()).add(token_hash)
 
 

@@ -234,8 +234,9 @@ def _mark_change(session: Session) -> None:
 
 
 def _after_error(claim: _Claim, answer: Response | None) -> None:
-    """A view failed: keep its answer if it had changed something, else free the key."""
-    db.session.rollback()
+    """A view failed: keep its answer if it had changed something, else free the key.
+
+    Both roll back what the failed view left first."""
     if not claim.changed:
         _release(claim)
     elif answer is not None and answer.status_code < 500:

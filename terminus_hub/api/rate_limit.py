@@ -337,20 +337,13 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
         now = time.time()
         storage = self._redis
         keys = [storage.prefixed_key(key)]
+        args: list[Any] = [now, item.amount, item.get_expiry(), cost]
         if watched is not None:
+            # The generation to set if the key has none (used only then).
             keys.append(watched)
+            args += [secrets.token_hex(8), key_state.GENERATION_TTL_SECONDS]
         try:
-            acquired, oldest, count, generation = self._script(
-                keys,
-                [
-                    now,
-                    item.amount,
-                    item.get_expiry(),
-                    cost,
-                    secrets.token_hex(8),
-                    key_state.GENERATION_TTL_SECONDS,
-                ],
-            )
+            acquired, oldest, count, generation = self._script(keys, args)
         except storage.base_exceptions as exc:
             if storage.wrap_exceptions:
                 raise StorageError(exc) from exc
