@@ -140,8 +140,8 @@ def main() -> None:
     )
     args = parser.parse_args()
 
-    import redis.client
     from flask import Flask
+    from redis.connection import AbstractConnection
 
     from terminus_hub import create_app
     from tests.saml_idp import TestIdp
@@ -174,13 +174,13 @@ def main() -> None:
         ceiling.add_url_rule("/api/v1/account", "account", lambda: {"id": "acc", "slug": "b"})
 
         commands: list[str] = []
-        original = redis.client.Redis.execute_command
+        original = AbstractConnection.pack_command  # every command sent is packed here
 
-        def counting(self: Any, *cmd: Any, **options: Any) -> Any:
+        def counting(self: Any, *cmd: Any) -> Any:
             commands.append(str(cmd[0]))
-            return original(self, *cmd, **options)
+            return original(self, *cmd)
 
-        redis.client.Redis.execute_command = counting  # type: ignore[method-assign]
+        AbstractConnection.pack_command = counting  # type: ignore[method-assign]
         with psycopg.connect(run.dsn(name), autocommit=True) as conn:
             conn.execute(f"ALTER DATABASE \"{name}\" SET log_statement = 'all'")
         with app.app_context():

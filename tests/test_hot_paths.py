@@ -49,19 +49,19 @@ def token(app: Flask, user: factories.Person) -> str:
 
 
 class RedisCommands:
-    """Count the commands this process sends to Redis."""
+    """Count the commands this process sends to Redis (every one is packed by a connection)."""
 
     def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        import redis.client
+        from redis.connection import AbstractConnection
 
         self.sent: list[str] = []
-        original = redis.client.Redis.execute_command
+        original = AbstractConnection.pack_command
 
-        def counting(client: Any, *args: Any, **options: Any) -> Any:
+        def counting(connection: Any, *args: Any) -> Any:
             self.sent.append(str(args[0]))
-            return original(client, *args, **options)
+            return original(connection, *args)
 
-        monkeypatch.setattr(redis.client.Redis, "execute_command", counting)
+        monkeypatch.setattr(AbstractConnection, "pack_command", counting)
 
 
 # one Redis round trip -------------------------------------------------------------------------
@@ -91,6 +91,52 @@ def test_each_api_call_takes_its_place_and_reads_the_window_in_one_round_trip(
     assert refused.get_json()["error"]["code"] == "rate_limited"
     assert refused.headers["X-RateLimit-Remaining"] == "0"
     assert 0 < int(refused.headers["Retry-After"]) <= 60
+
+
+def _remaining(response: Any) -> int:
+    assert response.status_code == 200, response.get_data(as_text=True)
+    return int(response.headers["X-RateLimit-Remaining"])
+
+
+@needs_redis
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(
+    RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL, TERMINUS_API_RATE_LIMIT="9 per minute"
+)
+def test_a_connection_redis_closed_is_replaced_and_the_count_stays_shared(
+    client: FlaskClient, token: str
+) -> None:
+    import redis
+
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 8
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        # Redis drops every other client (as a restart or its idle timeout would).
+        store.client_kill_filter(skipme=True, _type="normal")
+    finally:
+        store.close()
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 7
+    assert not limiter._storage_dead  # not mistaken for an outage
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 6
+
+
+@needs_redis
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(
+    RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL, TERMINUS_API_RATE_LIMIT="9 per minute"
+)
+def test_the_script_is_sent_again_when_redis_forgot_it(client: FlaskClient, token: str) -> None:
+    import redis
+
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 8
+    store = redis.Redis.from_url(REDIS_URL)
+    try:
+        store.script_flush()
+    finally:
+        store.close()
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 7
+    assert not limiter._storage_dead
+    assert _remaining(client.get("/api/v1/account", headers=bearer(token))) == 6
 
 
 @pytest.mark.usefixtures("_fresh_limiter")
