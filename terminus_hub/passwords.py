@@ -9,7 +9,6 @@ import unicodedata
 
 import bcrypt
 from flask import current_app
-from zxcvbn import zxcvbn
 
 SCHEME = "bcrypt_sha256$"
 # zxcvbn's cost grows quickly with length; a longer prefix says nothing new about strength.
@@ -82,6 +81,8 @@ def password_problem(password: str, context: tuple[str, ...] = ()) -> str | None
         remainder = re.sub(re.escape(word), "", remainder, flags=re.IGNORECASE)
     if not remainder.strip():
         return f"{TOO_WEAK} {AVOID_CONTEXT}"
+    from zxcvbn import zxcvbn  # 13 MiB of word lists: loaded by the first strength check
+
     result = zxcvbn(remainder, user_inputs=words, max_length=_STRENGTH_CHECKED_CHARS)
     if result["score"] >= 3:
         return None

@@ -107,3 +107,70 @@ def test_the_sync_check_cache_keeps_no_callable_made_per_request(app) -> None:  
         app.ensure_sync(lambda: None)()  # as after_this_request or a view class makes them
     gc.collect()
     assert len(app._sync) <= before + 1
+
+
+# xmlsec1, found without pysaml2 ---------------------------------------------------------------
+
+
+@pytest.fixture
+def xmlsec_elsewhere(tmp_path):
+    """An executable xmlsec1 in a folder that is not on PATH."""
+    folder = tmp_path / "xmlsec-bin"
+    folder.mkdir()
+    binary = folder / "xmlsec1"
+    binary.write_text("#!/bin/sh\nexit 0\n")
+    binary.chmod(0o755)
+    return binary
+
+
+def test_xmlsec_is_found_at_the_configured_path_off_path(instance, xmlsec_elsewhere):
+    app = create_app({"TERMINUS_XMLSEC_BINARY": str(xmlsec_elsewhere)}, instance_path=str(instance))
+    assert app.config["TERMINUS_XMLSEC_BINARY"] == str(xmlsec_elsewhere)
+
+
+def test_xmlsec_is_found_in_the_configured_folder(instance, xmlsec_elsewhere):
+    folder = str(xmlsec_elsewhere.parent)
+    app = create_app({"TERMINUS_XMLSEC_BINARY": folder}, instance_path=str(instance))
+    assert app.config["TERMINUS_XMLSEC_BINARY"] == str(xmlsec_elsewhere)
+
+
+def test_a_configured_xmlsec_that_is_not_there_stops_the_start_with_the_reason(instance, tmp_path):
+    missing = str(tmp_path / "nowhere" / "xmlsec1")
+    with pytest.raises(RuntimeError, match=r"TERMINUS_XMLSEC_BINARY is .*nowhere/xmlsec1.* not an"):
+        create_app({"TERMINUS_XMLSEC_BINARY": missing}, instance_path=str(instance))
+
+
+def test_without_xmlsec_on_path_the_start_says_how_to_install_it(instance, monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match="apt-get install xmlsec1"):
+        create_app(instance_path=str(instance))
+
+
+# What a worker imports ------------------------------------------------------------------------
+
+_IMPORTED_BY_THE_APP = """
+import json, os, sys
+from terminus_hub import create_app
+create_app(instance_path=sys.argv[1])
+print(json.dumps(sorted(m for m in sys.modules if m.split(".")[0] in sys.argv[2:])))
+"""
+# Loaded by the first request that needs them, never by the app itself: a worker that serves
+# key calls and sign-ins stays without their memory (docs/benchmarks.md, Memory).
+ON_DEMAND = ("saml2", "xmlschema", "zxcvbn", "webauthn", "dns", "pyotp", "segno")
+
+
+def test_the_app_leaves_sso_passkey_and_strength_libraries_unloaded(instance):
+    import json
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-c", _IMPORTED_BY_THE_APP, str(instance), *ON_DEMAND, "cryptography"],
+        capture_output=True, text=True, check=True,
+        env={k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+    )  # fmt: skip
+    loaded = json.loads(out.stdout.splitlines()[-1])
+    assert [m for m in loaded if m.split(".")[0] in ON_DEMAND] == []
+    # redis imports cryptography's package to see whether it is there; its primitives (Fernet,
+    # x509, the hazmat bindings) are loaded by the first sealed value or certificate.
+    assert [m for m in loaded if m.startswith(("cryptography.hazmat", "cryptography.x509"))] == []

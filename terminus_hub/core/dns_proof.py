@@ -10,13 +10,15 @@ from __future__ import annotations
 import enum
 import ipaddress
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import dns.exception
-import dns.name
-import dns.nameserver
-import dns.rdatatype
-import dns.resolver
 from flask import current_app
+
+# dnspython is imported by the functions that use it: a worker that never checks a domain
+# never loads it.
+if TYPE_CHECKING:
+    import dns.nameserver
+    import dns.resolver
 
 RECORD_PREFIX = "_terminus-hub"
 VALUE_PREFIX = "terminus-hub-verification="
@@ -66,6 +68,8 @@ def parse_nameservers(entries: object) -> list[dns.nameserver.Do53Nameserver]:
         entries = [e for e in entries.replace(",", " ").split() if e]
     if not isinstance(entries, list | tuple):
         raise NameserverSettingError("TERMINUS_DNS_NAMESERVERS must be a list of addresses.")
+    import dns.nameserver
+
     servers = []
     for entry in entries:
         host, port = _host_port(str(entry).strip())
@@ -93,6 +97,8 @@ def _host_port(entry: str) -> tuple[str, int]:
 
 
 def _resolver() -> dns.resolver.Resolver:
+    import dns.resolver
+
     config = current_app.config
     nameservers = config.get("TERMINUS_DNS_NAMESERVERS")
     resolver = dns.resolver.Resolver(configure=not nameservers)
@@ -118,6 +124,11 @@ def _timeout() -> float:
 
 def check(domain: str, token: str) -> Check:
     """Look up the domain's TXT record now and say whether it carries this token."""
+    import dns.exception
+    import dns.name
+    import dns.rdatatype
+    import dns.resolver
+
     name = record_name(domain)
     wanted = record_value(token)
     try:

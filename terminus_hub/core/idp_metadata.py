@@ -7,20 +7,19 @@ import ipaddress
 import textwrap
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 from xml.sax.saxutils import quoteattr
 
-from cryptography import x509
 from defusedxml import ElementTree
-from saml2 import BINDING_HTTP_REDIRECT
-from saml2.attribute_converter import ac_factory
-from saml2.config import SPConfig
-from saml2.mdstore import InMemoryMetaData
-from saml2.mdstore import MetadataStore
-from saml2.s_utils import UnsupportedBinding
 
 from terminus_hub.core.saml_times import parse_time
+
+# pysaml2 (with xmlschema, about 20 MiB) and cryptography are imported by the functions that
+# use them: a worker that never reads an identity provider's metadata never loads them.
+if TYPE_CHECKING:
+    from cryptography import x509
 
 MAX_METADATA_BYTES = 512 * 1024
 
@@ -79,6 +78,13 @@ def inspect_idp_metadata(xml: str) -> IdpInfo:
     xml = xml.removeprefix("\ufeff")
     if len(xml.encode("utf-8")) > MAX_METADATA_BYTES:
         raise MetadataError(TOO_LARGE)
+    from saml2 import BINDING_HTTP_REDIRECT
+    from saml2.attribute_converter import ac_factory
+    from saml2.config import SPConfig
+    from saml2.mdstore import InMemoryMetaData
+    from saml2.mdstore import MetadataStore
+    from saml2.s_utils import UnsupportedBinding
+
     store = MetadataStore(ac_factory(), SPConfig(), check_validity=False)
     # MetadataStore.load("inline") drops the store's check_validity, so expired metadata
     # would vanish; expiry is ours to report (IdpInfo.expired), so load it ourselves.
@@ -132,6 +138,8 @@ def secure_sso_url(url: str) -> bool:
 
 
 def _certificates(listed: list[tuple[str | None, str]]) -> tuple[x509.Certificate, ...]:
+    from cryptography import x509
+
     certificates = []
     for _name, body in listed:
         try:
@@ -158,6 +166,9 @@ def _valid_until(xml: str) -> datetime | None:
 
 def build_idp_metadata(entity_id: str, sso_url: str, certificate_pem: str) -> str:
     """Turn an entity id, a redirect SSO URL and a signing certificate into IdP metadata."""
+    from cryptography import x509
+    from saml2 import BINDING_HTTP_REDIRECT
+
     body = "".join(
         line.strip()
         for line in certificate_pem.strip().splitlines()

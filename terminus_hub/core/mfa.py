@@ -18,8 +18,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 
-import pyotp
-import segno
 from flask import current_app
 from sqlalchemy import delete
 from sqlalchemy import func
@@ -141,6 +139,9 @@ def pending_enrolment(user: User, session: UserSession) -> Enrolment:
     left unconfirmed for PENDING_MINUTES starts again. Raises MfaError when an app is already
     on. The caller commits.
     """
+    import pyotp
+    import segno
+
     factor = _factor_of(user)
     if factor is not None and factor.confirmed_at is not None:
         raise MfaError("An authenticator app is already set up. Remove it first to use another.")
@@ -174,6 +175,8 @@ def _pending_window() -> timedelta:
 
 def _matching_step(secret: str, code: str) -> int | None:
     """Return the step whose code this is (the current one ±DRIFT_STEPS), or None."""
+    import pyotp
+
     totp = pyotp.TOTP(secret, digits=DIGITS, interval=STEP_SECONDS)
     current = int(utcnow().timestamp()) // STEP_SECONDS
     found = None

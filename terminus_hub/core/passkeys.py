@@ -18,6 +18,7 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -26,21 +27,6 @@ from flask import session
 from sqlalchemy import delete
 from sqlalchemy import select
 from sqlalchemy import update
-from webauthn import generate_authentication_options
-from webauthn import generate_registration_options
-from webauthn import options_to_json
-from webauthn import verify_authentication_response
-from webauthn import verify_registration_response
-from webauthn.helpers import decode_credential_public_key
-from webauthn.helpers import decoded_public_key_to_cryptography
-from webauthn.helpers import parse_authenticator_data
-from webauthn.helpers.exceptions import WebAuthnException
-from webauthn.helpers.structs import AttestationConveyancePreference
-from webauthn.helpers.structs import AuthenticatorSelectionCriteria
-from webauthn.helpers.structs import AuthenticatorTransport
-from webauthn.helpers.structs import PublicKeyCredentialDescriptor
-from webauthn.helpers.structs import ResidentKeyRequirement
-from webauthn.helpers.structs import UserVerificationRequirement
 
 from terminus_hub import audit
 from terminus_hub.core import mfa
@@ -48,6 +34,11 @@ from terminus_hub.extensions import affected
 from terminus_hub.extensions import db
 from terminus_hub.models import Passkey
 from terminus_hub.models import User
+
+# py_webauthn (with cryptography) is imported by the functions that use it: a worker that never
+# sees a passkey never loads it.
+if TYPE_CHECKING:
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 from terminus_hub.models import WebAuthnChallenge
 from terminus_hub.models import utcnow
 
@@ -190,6 +181,9 @@ def passkeys_of(user: User) -> list[Passkey]:
 
 
 def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]:
+    from webauthn.helpers.structs import AuthenticatorTransport
+    from webauthn.helpers.structs import PublicKeyCredentialDescriptor
+
     known = {t.value for t in AuthenticatorTransport}
     return [
         PublicKeyCredentialDescriptor(
@@ -202,6 +196,13 @@ def _descriptors(passkeys: list[Passkey]) -> list[PublicKeyCredentialDescriptor]
 
 def registration_options(user: User) -> str:
     """The options for navigator.credentials.create(), as JSON (the caller commits)."""
+    from webauthn import generate_registration_options
+    from webauthn import options_to_json
+    from webauthn.helpers.structs import AttestationConveyancePreference
+    from webauthn.helpers.structs import AuthenticatorSelectionCriteria
+    from webauthn.helpers.structs import ResidentKeyRequirement
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     options = generate_registration_options(
         rp_id=rp_id(),
         rp_name=mfa.ISSUER,
@@ -259,6 +260,10 @@ def register(user: User, body: dict[str, Any], user_agent: str) -> Passkey:
     Raises PasskeyError, having written nothing but the spent challenge and the audit entry
     (the caller commits either way).
     """
+    from webauthn import verify_registration_response
+    from webauthn.helpers import decode_credential_public_key
+    from webauthn.helpers import decoded_public_key_to_cryptography
+
     name = checked_name(body.get("name"))
     credential = {key: value for key, value in body.items() if key != "name"}
     mfa.lock_factors(user)
@@ -350,6 +355,10 @@ def authentication_options(purpose: str, user: User | None) -> str:
     ``sign_in`` (passwordless, from the email step): any discoverable passkey, the person
     verified on the device. ``second_factor`` and ``reauth``: the given person's passkeys.
     """
+    from webauthn import generate_authentication_options
+    from webauthn import options_to_json
+    from webauthn.helpers.structs import UserVerificationRequirement
+
     passkeys = passkeys_of(user) if user is not None and purpose != "sign_in" else []
     required = UserVerificationRequirement.REQUIRED
     options = generate_authentication_options(
@@ -370,6 +379,10 @@ def check_assertion(body: dict[str, Any], purposes: tuple[str, ...]) -> Assertio
     Raises PasskeyError (audited where a person is known); the caller commits either way,
     so a refused answer still spends its challenge.
     """
+    from webauthn import verify_authentication_response
+    from webauthn.helpers import parse_authenticator_data
+    from webauthn.helpers.exceptions import WebAuthnException
+
     challenge = _client_challenge(body)
     purpose, expected_user = _consume(challenge, purposes)
     raw_id = body.get("rawId", body.get("id"))

@@ -4,30 +4,23 @@ from __future__ import annotations
 
 import datetime
 import os
+import shutil
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from flask import Flask
-from saml2.sigver import SigverError
-from saml2.sigver import get_xmlsec_binary
 
 XMLSEC_MISSING = (
     "xmlsec1 was not found; SAML single sign-on needs it to sign and verify. "
     "Install Debian's package: apt-get install xmlsec1"
 )
+XMLSEC_NOT_THERE = (
+    "TERMINUS_XMLSEC_BINARY is {value!r}, which is not an executable xmlsec1 "
+    "(give its full path, or the folder that holds it)."
+)
 
 
 def init_app(app: Flask) -> None:
     """Find xmlsec1 (or refuse to start) and settle where the SP key and certificate live."""
-    try:
-        app.config["TERMINUS_XMLSEC_BINARY"] = get_xmlsec_binary(
-            [app.config["TERMINUS_XMLSEC_BINARY"]] if app.config["TERMINUS_XMLSEC_BINARY"] else None
-        )
-    except SigverError:
-        raise RuntimeError(XMLSEC_MISSING) from None
+    app.config["TERMINUS_XMLSEC_BINARY"] = xmlsec_binary(app.config["TERMINUS_XMLSEC_BINARY"])
     if not app.config["TERMINUS_SAML_SP_KEY_FILE"]:
         key = os.path.join(app.instance_path, "saml_sp.key")
         cert = os.path.join(app.instance_path, "saml_sp.crt")
@@ -35,8 +28,28 @@ def init_app(app: Flask) -> None:
         app.config["TERMINUS_SAML_SP_CERT_FILE"] = cert
 
 
+def xmlsec_binary(configured: str | None) -> str:
+    """The xmlsec1 to run: the configured file (or the one in the configured folder), else the
+    one on PATH. Found without importing pysaml2, which a worker loads only for SSO."""
+    if configured:
+        found = shutil.which(configured) or shutil.which("xmlsec1", path=configured)
+        if found is None:
+            raise RuntimeError(XMLSEC_NOT_THERE.format(value=configured))
+        return found
+    found = shutil.which("xmlsec1")
+    if found is None:
+        raise RuntimeError(XMLSEC_MISSING)
+    return found
+
+
 def ensure_keypair(key_path: str, cert_path: str) -> None:
     """Make the SP key (mode 0600) and a 10-year self-signed certificate if they are missing."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
     if os.path.exists(key_path) and os.path.exists(cert_path):
         return
     os.makedirs(os.path.dirname(key_path), exist_ok=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import TYPE_CHECKING
 
 from flask import abort
 from flask import current_app
@@ -44,11 +45,15 @@ from terminus_hub.models import Membership
 from terminus_hub.models import SsoConnection
 from terminus_hub.models import utcnow
 from terminus_hub.redirects import safe_next
-from terminus_hub.sso import saml
 from terminus_hub.sso.blueprint import bp
 from terminus_hub.sso.forms import SsoSettingsForm
 from terminus_hub.sso.provisioning import NotProvisioned
 from terminus_hub.sso.provisioning import provision
+
+# pysaml2 (through sso.saml) costs about 20 MiB and a second and a half to import: each view
+# that needs it imports it, so a worker that never serves single sign-on never loads it.
+if TYPE_CHECKING:
+    from terminus_hub.sso import saml
 
 log = logging.getLogger("terminus_hub.security")
 
@@ -87,6 +92,8 @@ def metadata(slug: str) -> Response:
     admins, who are setting it up, see it. Anyone else gets the same 404 as for an unknown
     slug, so the metadata URL cannot tell which accounts exist.
     """
+    from terminus_hub.sso import saml
+
     # One query whether or not the account exists, so its time does not tell either.
     found = None
     if len(slug) <= 64:
@@ -112,6 +119,8 @@ def login(slug: str) -> Response:
     test sign-in is ``POST …?test=1`` with the page's CSRF token, by the account's owners and
     admins only, so no link from elsewhere can send a signed-in owner to the IdP.
     """
+    from terminus_hub.sso import saml
+
     account, connection = _configured(slug)
     is_test = request.args.get("test") == "1"
     if request.method == "POST" or is_test:
@@ -165,6 +174,8 @@ def _manages(account: Account) -> bool:
 @limits.sso
 def acs(slug: str) -> Response:
     """Check the IdP's response and sign the person in, or show a clear failure page."""
+    from terminus_hub.sso import saml
+
     account = account_by_slug(slug) if len(slug) <= 64 else None
     connection = connection_of(account) if account else None
     if account is None or connection is None:
@@ -212,6 +223,8 @@ def acs(slug: str) -> Response:
 
 def _set_binding(response: Response, value: str) -> None:
     """Set (or, when empty, clear) the cookie that ties pending sign-ins to this browser."""
+    from terminus_hub.sso import saml
+
     secure = current_app.config["SESSION_COOKIE_SECURE"]
     if not value:
         response.delete_cookie(saml.BINDING_COOKIE, path="/sso/", secure=secure, httponly=True)
@@ -230,6 +243,8 @@ def _set_binding(response: Response, value: str) -> None:
 
 
 def _metadata_unusable(account: Account, exc: saml.MetadataUnusable) -> Response:
+    from terminus_hub.sso import saml
+
     db.session.rollback()
     message = str(exc)
     log.warning("authn_login_fail method=saml account=%r reason=%r", account.slug, message[:300])
@@ -275,6 +290,8 @@ def _settings_page(
     status: int = 200,
     check: tuple[str, dns_proof.Check] | None = None,
 ) -> Response:
+    from terminus_hub.sso import saml
+
     entity_id, acs_url = saml.sp_urls(account)
     page = render_template(
         "sso/settings.html",
@@ -329,6 +346,8 @@ def _settings_form(connection: SsoConnection | None) -> SsoSettingsForm:
 
 def _metadata_problem(connection: SsoConnection | None) -> str | None:
     """Say why the stored metadata cannot serve sign-ins now (it expired), if it cannot."""
+    from terminus_hub.sso import saml
+
     if connection is None:
         return None
     try:
