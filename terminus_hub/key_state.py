@@ -40,9 +40,8 @@ class Verified:
 
     key_id: str
     last_used_at: datetime | None
-    scopes: frozenset[str]
     expires_at: datetime | None
-    account: Any  # api.auth.AccountRef
+    caller: Any  # the api.auth.Caller every request with the key acts as (key and account)
     generation: str  # the key's generation in Redis when it was read
     until: float  # time.monotonic() after which it is read again
 

@@ -174,6 +174,38 @@ def test_the_window_read_with_the_hit_is_what_a_separate_read_finds(app: Flask) 
 @needs_redis
 @pytest.mark.usefixtures("_fresh_limiter")
 @pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL)
+def test_entries_that_left_the_window_are_dropped_and_the_counts_stay_limits_own(
+    app: Flask,
+) -> None:
+    from limits import parse
+    from limits.strategies import MovingWindowRateLimiter
+
+    strategy = limiter.limiter
+    assert isinstance(strategy, OneTripMovingWindow)
+    item = parse("6 per 1 second")
+    key = ("hot-paths", f"expiry-{time.time_ns()}")
+    redis_key = limiter.storage.prefixed_key(item.key_for(*key))  # type: ignore[attr-defined]
+    connection = limiter.storage.get_connection()  # type: ignore[attr-defined]
+    try:
+        for _ in range(5):
+            assert strategy.hit(item, *key)
+        time.sleep(1.1)  # all five leave the window
+        assert strategy.hit(item, *key)
+        assert connection.llen(redis_key) == 1  # the five are gone from Redis too
+        combined = strategy.get_window_stats(item, *key)
+        separate = MovingWindowRateLimiter(limiter.storage).get_window_stats(item, *key)
+        assert combined.remaining == separate.remaining == 5
+        for _ in range(5):
+            assert strategy.hit(item, *key)
+        assert not strategy.hit(item, *key)  # the limit still holds after the drop
+        assert MovingWindowRateLimiter(limiter.storage).get_window_stats(item, *key).remaining == 0
+    finally:
+        limiter.storage.clear(item.key_for(*key))
+
+
+@needs_redis
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL)
 def test_api_calls_are_counted_once_in_redis_per_key_and_endpoint(
     app: Flask, client: FlaskClient, token: str
 ) -> None:

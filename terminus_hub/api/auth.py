@@ -76,7 +76,6 @@ class KeyRef:
     """The key a request came with (never its token or hash)."""
 
     id: str
-    last_used_at: datetime | None
     scopes: frozenset[str]
 
 
@@ -170,11 +169,8 @@ def _from_key(header: str) -> Caller:
     if verified.expires_at is not None and _expired(verified.expires_at, now):
         when = verified.expires_at.isoformat(timespec="seconds")
         raise invalid_token(EXPIRED.format(when=when))
-    return Caller(
-        account=verified.account,
-        auth="api_key",
-        key=KeyRef(id=verified.key_id, last_used_at=verified.last_used_at, scopes=verified.scopes),
-    )
+    caller: Caller = verified.caller  # made once per read of the key, immutable
+    return caller
 
 
 def _read_key(token_hash: str, now: datetime, generation: str | None) -> key_state.Verified:
@@ -203,9 +199,12 @@ def _read_key(token_hash: str, now: datetime, generation: str | None) -> key_sta
     verified = key_state.Verified(
         key_id=key_id,
         last_used_at=now if touched else last_used_at,
-        scopes=frozenset(scopes.split()),
         expires_at=expires_at,
-        account=AccountRef(id=account_id, slug=slug, name=name),
+        caller=Caller(
+            account=AccountRef(id=account_id, slug=slug, name=name),
+            auth="api_key",
+            key=KeyRef(id=key_id, scopes=frozenset(scopes.split())),
+        ),
         generation=generation or "",
         until=time.monotonic() + key_state.CACHE_SECONDS,
     )

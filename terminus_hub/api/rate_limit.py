@@ -79,7 +79,21 @@ API_PREFIX = "/api/v1"
 
 
 def in_the_api() -> bool:
-    """Is this an API call: a route of the API blueprint, or an unrouted path under it?"""
+    """Is this an API call: a route of the API blueprint, or an unrouted path under it?
+
+    Asked by several hooks of every request; worked out once (routing is done by then).
+    """
+    environ = request.environ
+    known: bool | None = environ.get(_IN_THE_API)
+    if known is None:
+        known = environ[_IN_THE_API] = _in_the_api()
+    return known
+
+
+_IN_THE_API = "terminus_hub.in_the_api"
+
+
+def _in_the_api() -> bool:
     if request.blueprint is not None:
         return request.blueprint == API_BLUEPRINT
     # Routing failed (404, 405): no endpoint, no blueprint; the path says whose it is.
@@ -244,6 +258,19 @@ def outside_the_api_after(hook: Callable[[Response], Response]) -> Callable[[Res
     return wrapper
 
 
+def outside_the_api_teardown(
+    hook: Callable[[BaseException | None], None],
+) -> Callable[[BaseException | None], None]:
+    """Wrap a teardown hook so that it runs after every request but API calls."""
+
+    @wraps(hook)
+    def wrapper(error: BaseException | None) -> None:
+        if not in_the_api():
+            hook(error)
+
+    return wrapper
+
+
 def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
     """Wrap a before-request hook so that it runs for every request but API calls."""
 
@@ -259,8 +286,8 @@ def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
 # The moving window in one Redis round trip. limits' own strategy spends two per request:
 # one script to take an entry, a second to read the window back for the X-RateLimit-*
 # headers. This script does both atomically (the same two steps as limits'
-# acquire_moving_window.lua and moving_window.lua, on the same list), and the strategy keeps
-# the window it read for the headers of the same request.
+# acquire_moving_window.lua and moving_window.lua, on the same list, with the same counts),
+# and the strategy keeps the window it read for the headers of the same request.
 _ACQUIRE_AND_READ = """
 local timestamp = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -282,18 +309,37 @@ if amount <= limit then
         acquired = 1
     end
 end
-local low = 0
-local high = math.min(limit, redis.call('llen', KEYS[1])) - 1
+-- The newest entry is first; find the last one still in the window. Each reading drops the
+-- entries that have left it, so the next one usually finds the boundary within a step or two
+-- of the tail; after a quiet spell, a binary search finds it.
+local count = math.min(limit, redis.call('llen', KEYS[1]))
 local found = nil
-while low <= high do
-    local mid = math.floor((low + high) / 2)
-    local value = tonumber(redis.call('lindex', KEYS[1], mid))
+local high = count - 1
+for _ = 1, 3 do
+    if high < 0 then break end
+    local value = tonumber(redis.call('lindex', KEYS[1], high))
     if value and value >= timestamp - expiry then
-        found = mid
-        low = mid + 1
-    else
-        high = mid - 1
+        found = high
+        break
     end
+    high = high - 1
+end
+if not found then
+    local low = 0
+    while low <= high do
+        local mid = math.floor((low + high) / 2)
+        local value = tonumber(redis.call('lindex', KEYS[1], mid))
+        if value and value >= timestamp - expiry then
+            found = mid
+            low = mid + 1
+        else
+            high = mid - 1
+        end
+    end
+end
+if found and found < count - 1 then
+    -- Entries past the window count for nothing (limits' own reading skips them too).
+    redis.call('ltrim', KEYS[1], 0, found)
 end
 -- A bearer key's generation (terminus_hub/key_state.py), read in the same round trip. One
 -- that is missing (never set, lapsed, evicted, or Redis lost its data) gets a fresh random

@@ -49,7 +49,7 @@ def takes_query(*names: str) -> Callable[[V], V]:
 
 def check_query_parameters() -> None:
     """Refuse, with 422, query parameters the endpoint does not take."""
-    if not request.args or request.endpoint is None:
+    if not request.query_string or not request.args or request.endpoint is None:
         return
     allowed = QUERY_PARAMETERS.get(request.endpoint, frozenset())
     unknown = [name for name in request.args if name not in allowed]
