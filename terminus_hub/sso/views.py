@@ -92,8 +92,6 @@ def metadata(slug: str) -> Response:
     admins, who are setting it up, see it. Anyone else gets the same 404 as for an unknown
     slug, so the metadata URL cannot tell which accounts exist.
     """
-    from terminus_hub.sso import saml
-
     # One query whether or not the account exists, so its time does not tell either.
     found = None
     if len(slug) <= 64:
@@ -105,6 +103,8 @@ def metadata(slug: str) -> Response:
     if found is None or (found[1] is None and not _manages(found[0])):
         abort(404)
     account = found[0]
+    from terminus_hub.sso import saml  # only once the answer is not a 404 (see the docstring)
+
     response = make_response(saml.sp_metadata_xml(account))
     response.mimetype = "application/samlmetadata+xml"
     return response
@@ -119,8 +119,6 @@ def login(slug: str) -> Response:
     test sign-in is ``POST …?test=1`` with the page's CSRF token, by the account's owners and
     admins only, so no link from elsewhere can send a signed-in owner to the IdP.
     """
-    from terminus_hub.sso import saml
-
     account, connection = _configured(slug)
     is_test = request.args.get("test") == "1"
     if request.method == "POST" or is_test:
@@ -134,6 +132,8 @@ def login(slug: str) -> Response:
     next_path = safe_next(request.args.get("next"))
     started_by = current_user._get_current_object() if is_test else None
     force = request.args.get("reauth") == "1"  # from /reauth: the IdP must check again
+    from terminus_hub.sso import saml
+
     try:
         location, request_id = saml.start_login(
             account, connection, next_path, started_by, force_authn=force
@@ -174,12 +174,12 @@ def _manages(account: Account) -> bool:
 @limits.sso
 def acs(slug: str) -> Response:
     """Check the IdP's response and sign the person in, or show a clear failure page."""
-    from terminus_hub.sso import saml
-
     account = account_by_slug(slug) if len(slug) <= 64 else None
     connection = connection_of(account) if account else None
     if account is None or connection is None:
         return _failed(slug, "no SSO connection for this slug")
+    from terminus_hub.sso import saml
+
     binding = request.cookies.get(saml.BINDING_COOKIE)
     try:
         asserted = saml.finish_login(
