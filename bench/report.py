@@ -17,6 +17,7 @@ BCRYPT_RATIO = 0.9
 TIMING_BAND = (0.9, 1.1)
 SCALE_KEEP = 0.95
 RSS_LIMIT_MIB = 100
+P99_C32_MS = 12.0
 
 
 def _f(value: float | None, digits: int = 0) -> str:
@@ -117,6 +118,14 @@ def verdicts(data: dict[str, Any]) -> list[tuple[str, bool | None, str]]:
             f"bearer GET /api/v1/account ≥ {CEILING_RATIO:.0%} of the bare-Flask ceiling",
             account / ceiling >= CEILING_RATIO,
             f"{account / ceiling:.0%} (per repetition {min(ratios):.0%}–{max(ratios):.0%})",
+        ))  # fmt: skip
+    crowded = s.get("th_account_c32", {})
+    if crowded.get("p99_ms") is not None:
+        out.append((
+            f"bearer GET /api/v1/account p99 at 32 connections ≤ {P99_C32_MS:g} ms",
+            crowded["p99_ms"] <= P99_C32_MS,
+            f"p99 {crowded['p99_ms']:.1f} ms (median of repetitions; p50 "
+            f"{crowded['p50_ms']:.1f} ms, {crowded['rps']:,.0f} req/s)",
         ))  # fmt: skip
     bcrypt_rps = rps("raw_bcrypt")
     for name, scale in (("th_sign_in", "1 k"), ("th_sign_in_1m", "1 M")):

@@ -515,6 +515,9 @@ def build_targets(
                "terminus", "th_small", "/api/v1/account", headers=bearer),
         Target("th_account_1m", "Terminus Hub: GET /api/v1/account (bearer key), 1 M keys",
                "terminus", "th_large", "/api/v1/account", headers=bearer),
+        Target("th_account_c32", "Terminus Hub: GET /api/v1/account (bearer key), 1 k keys, "
+               "32 connections", "terminus", "th_small", "/api/v1/account", headers=bearer,
+               connections=32),
         Target("th_records", "Terminus Hub: GET /api/v1/records (50 records)", "terminus",
                "th_small", "/api/v1/records", headers=bearer),
         Target("th_records_post", "Terminus Hub: POST /api/v1/records", "terminus", "th_small",
