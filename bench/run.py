@@ -787,7 +787,8 @@ def main() -> None:
         log("servers up: " + ", ".join(f"{n} :{s.port}" for n, s in servers.items()))
 
         small = servers["th_small"]
-        sp_metadata = clients.request(small.port, "GET", f"/sso/{seeded.slug}/metadata")
+        sso = servers["th_sso"]  # serving the SP metadata loads pysaml2 in a worker
+        sp_metadata = clients.request(sso.port, "GET", f"/sso/{seeded.slug}/metadata")
         idp.trust_sp(sp_metadata.body.decode())
         cookie, csrf = clients.form_session(small.port)
         targets = build_targets(seeded, fst_token, cookie, csrf, args.small, args.large)
@@ -809,7 +810,6 @@ def main() -> None:
             if target.kind == "wrk" and args.warmup > 0:
                 run_wrk(wrk, target, servers[target.server], args.warmup)  # type: ignore[index]
         # The first SSO sign-in provisions the person and builds the cached SAML client.
-        sso = servers["th_sso"]
         clients.sso_round_trips(sso.port, idp, seeded.slug, f"ada@{seeded.sso_domain}", 1)
         timings["warm-up"] = time.monotonic() - t0
 
