@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 
 from flask import Flask
 from flask import g
@@ -24,6 +25,7 @@ from werkzeug.wrappers import Response
 from terminus_hub import api_errors
 from terminus_hub.api_errors import ApiError
 from terminus_hub.extensions import db
+from terminus_hub.extensions import limiter
 from terminus_hub.extensions import login_manager
 from terminus_hub.htmx import is_htmx
 
@@ -39,6 +41,7 @@ TITLES = {
     500: "Something went wrong on our side",
     503: "Terminus Hub is briefly unavailable",
 }
+RETRY_IN = "Too many attempts. Try again in {seconds} second{s}."
 MESSAGES = {
     400: "Go back, reload the page and try again.",
     403: "Your role does not allow this. Ask an owner or admin of the account.",
@@ -64,18 +67,37 @@ def init_app(app: Flask) -> None:
     app.register_error_handler(Exception, _unexpected)
 
 
-def render_error(status: int, message: str | None = None) -> Response:
-    """Render the error page, or its fragment for htmx, with the given status."""
+def render_error(
+    status: int, message: str | None = None, retry_after: int | None = None
+) -> Response:
+    """Render the error page; for htmx, a notice beside the form, which stays as it was."""
     _settle_viewer()
-    template = "errors/_error.html" if is_htmx() else "errors/error.html"
+    text = message or MESSAGES.get(status, MESSAGES[500])
+    if status == 429 and retry_after is None:
+        retry_after = _retry_after()
+    if status == 429 and retry_after:
+        text = RETRY_IN.format(seconds=retry_after, s="" if retry_after == 1 else "s")
     context = {
         "status": status,
         "title": TITLES.get(status, "Something went wrong"),
-        "message": message or MESSAGES.get(status, MESSAGES[500]),
+        "message": text,
     }
-    response = make_response(render_template(template, **context), status)
+    if is_htmx():
+        # Nothing the person typed is replaced: the notice goes to the page's notice area
+        # (out of band), and focus stays where it was.
+        response = make_response(render_template("errors/_error.html", **context), status)
+        response.headers["HX-Reswap"] = "none"
+    else:
+        response = make_response(render_template("errors/error.html", **context), status)
     response.vary.add("HX-Request")
     return response
+
+
+def _retry_after() -> int | None:
+    """Seconds until the limit that refused this request lets one through again."""
+    limit = getattr(limiter, "current_limit", None)
+    reset_at = getattr(limit, "reset_at", None)
+    return max(1, int(reset_at - time.time())) if isinstance(reset_at, int | float) else None
 
 
 def _settle_viewer() -> None:
@@ -98,11 +120,15 @@ def _is_api() -> bool:
 
 def _http_error(exc: HTTPException) -> Response:
     status = exc.code or 500
-    response = api_errors.from_http_exception(exc) if _is_api() else render_error(status)
+    retry_after = getattr(exc, "retry_after", None)
+    response = (
+        api_errors.from_http_exception(exc)
+        if _is_api()
+        else render_error(status, retry_after=retry_after if isinstance(retry_after, int) else None)
+    )
     valid_methods = getattr(exc, "valid_methods", None)
     if status == 405 and valid_methods:
         response.headers["Allow"] = ", ".join(valid_methods)
-    retry_after = getattr(exc, "retry_after", None)
     if retry_after:
         response.headers["Retry-After"] = str(retry_after)
     return response

@@ -95,3 +95,9 @@ def load_user_and_data(purpose: str, token: str) -> tuple[User, str] | None:
 def external_url(endpoint: str, **values: Any) -> str:
     """Build an absolute link for an email from TERMINUS_BASE_URL, never from a Host header."""
     return str(current_app.config["TERMINUS_BASE_URL"]) + url_for(endpoint, **values)
+
+
+def api_base() -> str:
+    """The API's absolute base URL, as software outside should call it."""
+    prefix = current_app.blueprints["api"].url_prefix or ""
+    return str(current_app.config["TERMINUS_BASE_URL"]) + prefix

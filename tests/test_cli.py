@@ -141,7 +141,7 @@ def test_accounts_create_makes_account_with_workspace_main(
         page = response.get_data(as_text=True)
     assert response.status_code == 200
     assert "Acme Corp" in page
-    assert f"<strong>{FIRST_WORKSPACE}</strong>" in page
+    assert f">{FIRST_WORKSPACE}</a>" in page
 
 
 @pytest.mark.parametrize(

@@ -88,7 +88,7 @@ def test_page_lists_each_browser_with_device_address_and_times(app, user):
     page = text_of(response)
     assert "Firefox on Linux" in page and "198.51.100.7" in page
     assert "Chrome on Windows" in page and "203.0.113.9" in page
-    times = re.findall(r'<time datetime="([^"]+)">', response.get_data(as_text=True))
+    times = re.findall(r'<time datetime="([^"]+)"', response.get_data(as_text=True))
     assert len(times) == 4  # signed in and last active, for each of the two
     assert page.count("UTC") >= 4
 

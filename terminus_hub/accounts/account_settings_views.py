@@ -1,4 +1,5 @@
-"""GET, POST /a/<slug>/settings: the account's own settings (owners only)."""
+"""GET, POST /a/<slug>/settings: the account's general settings, its name and second-factor
+rule (owners only; the name is saved by members' POST /a/<slug>/rename)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from werkzeug.wrappers import Response
 from terminus_hub import reauth
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.accounts.forms import AccountPolicyForm
+from terminus_hub.accounts.forms import RenameForm
 from terminus_hub.core import mfa
 from terminus_hub.extensions import db
 from terminus_hub.guards import member_account_or_404
@@ -49,6 +51,8 @@ def account_settings(slug: str) -> Response:
     page = render_template(
         "accounts/account_settings.html",
         account=account,
+        membership=membership,
+        rename_form=RenameForm(formdata=None, name=account.name),
         form=form,
         forced=bool(current_app.config["TERMINUS_REQUIRE_MFA_FOR_MANAGERS"]),
     )

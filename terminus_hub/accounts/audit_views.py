@@ -16,6 +16,8 @@ from sqlalchemy import or_
 from sqlalchemy import select
 
 from terminus_hub import audit
+from terminus_hub.accounts.audit_text import kind_label
+from terminus_hub.accounts.audit_text import tell
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.addresses import try_canonical_email
 from terminus_hub.extensions import db
@@ -71,7 +73,7 @@ def audit_log(slug: str) -> str:
         query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
     ).all()
     people = {
-        u.id: u.email
+        u.id: u.name or u.email
         for u in db.session.scalars(
             select(User).where(
                 User.id.in_({r.user_id for r in rows} | {r.actor_id for r in rows} - {None})
@@ -81,9 +83,10 @@ def audit_log(slug: str) -> str:
     return render_template(
         "accounts/audit.html",
         account=account,
-        events=rows[:PAGE_SIZE],
+        membership=membership,
+        events=[(event, tell(event, people)) for event in rows[:PAGE_SIZE]],
         older=rows[PAGE_SIZE - 1].id if len(rows) > PAGE_SIZE else None,
         people=people,
-        kinds=audit.KINDS,
+        kinds=[(kind, kind_label(kind)) for kind in audit.KINDS],
         filters={k: args.get(k, "") for k in ("kind", "person", "since", "until")},
     )

@@ -72,7 +72,6 @@ def _members_page(
         members=members_of(account),
         invitations=invitations.pending_for(account),
         invite_form=invite_form,
-        rename_form=RenameForm(formdata=None, name=account.name),
         can_manage=membership.role in MANAGER_ROLES,
         empty_form=EmptyForm(),
     )
@@ -225,10 +224,11 @@ def rename(slug: str) -> Response:
     except MembershipError as exc:
         db.session.rollback()
         flash(str(exc), "error")
-        return _back(slug)
+        return redirect(url_for("accounts.account_settings", slug=slug), 303)
     db.session.commit()
     flash(RENAMED.format(name=account.name), "success")
-    return _back(slug)
+    # Back to the account's settings, where the name is edited.
+    return redirect(url_for("accounts.account_settings", slug=slug), 303)
 
 
 @bp.route("/invitations/<token>", methods=["GET", "POST"])

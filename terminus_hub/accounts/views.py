@@ -8,9 +8,11 @@ from flask import render_template
 from flask import url_for
 from flask_login import current_user
 from flask_login import login_required
+from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from terminus_hub import htmx
+from terminus_hub import links
 from terminus_hub import reauth
 from terminus_hub import user_sessions
 from terminus_hub.accounts.blueprint import bp
@@ -26,6 +28,8 @@ from terminus_hub.models import MANAGER_ROLES
 from terminus_hub.models import Account
 from terminus_hub.models import ApiKey
 from terminus_hub.models import Membership
+from terminus_hub.models import Record
+from terminus_hub.models import Workspace
 from terminus_hub.models import utcnow
 
 KEY_REVOKED = "Key “{name}” revoked. Requests with it now fail."
@@ -50,7 +54,44 @@ def home(slug: str) -> str:
         row.account_id = account.id
         db.session.commit()
     return render_template(
-        "accounts/home.html", account=account, membership=membership, workspaces=account.workspaces
+        "accounts/home.html",
+        account=account,
+        membership=membership,
+        workspaces=sorted(account.workspaces, key=lambda w: (w.created_at, w.id)),
+        api_base=links.api_base(),
+    )
+
+
+# A workspace page lists its newest records; the API pages through all of them.
+RECORDS_SHOWN = 50
+
+
+@bp.get("/a/<slug>/workspaces/<workspace_id>")
+@login_required
+def workspace(slug: str, workspace_id: str) -> str:
+    """Show one workspace of the account and its newest records (read-only)."""
+    account, membership = member_account_or_404(current_user, slug)
+    found = db.session.scalar(
+        select(Workspace).where(Workspace.id == workspace_id, Workspace.account_id == account.id)
+    )
+    if found is None:
+        abort(404)
+    records = list(
+        db.session.scalars(
+            select(Record)
+            .where(Record.account_id == account.id, Record.workspace_id == found.id)
+            .order_by(Record.created_at.desc(), Record.id.desc())
+            .limit(RECORDS_SHOWN + 1)
+        )
+    )
+    return render_template(
+        "accounts/workspace.html",
+        account=account,
+        membership=membership,
+        workspace=found,
+        records=records[:RECORDS_SHOWN],
+        more=len(records) > RECORDS_SHOWN,
+        api_base=links.api_base(),
     )
 
 
@@ -80,6 +121,7 @@ def _keys_page(
         all_scopes=keyring.SCOPES,
         can_manage=membership.role in MANAGER_ROLES,
         empty_form=EmptyForm(),
+        api_base=links.api_base(),
     )
 
 

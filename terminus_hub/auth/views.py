@@ -24,12 +24,14 @@ from terminus_hub.auth.blueprint import bp
 from terminus_hub.core import routing
 from terminus_hub.core import signin
 from terminus_hub.core import signup
+from terminus_hub.core.membership import accounts_of
 from terminus_hub.extensions import db
 from terminus_hub.forms import EmailForm
 from terminus_hub.forms import EmptyForm
 from terminus_hub.forms import PasswordSignInForm
 from terminus_hub.forms import ResendForm
 from terminus_hub.forms import SignUpForm
+from terminus_hub.idp_scope import within_scope
 from terminus_hub.models import utcnow
 from terminus_hub.outbox import may_mail
 from terminus_hub.redirects import safe_next
@@ -50,9 +52,13 @@ def remember_email(email: str) -> None:
 
 @bp.get("/")
 def index() -> Response:
-    """Send people to their accounts, or to sign in."""
-    target = "accounts.picker" if current_user.is_authenticated else "auth.sign_in"
-    return htmx.redirect_to(url_for(target))
+    """Send people to their account (the picker when they have several), or to sign in."""
+    if not current_user.is_authenticated:
+        return htmx.redirect_to(url_for("auth.sign_in"))
+    accounts = within_scope(accounts_of(current_user))
+    if len(accounts) == 1:
+        return htmx.redirect_to(url_for("accounts.home", slug=accounts[0].slug))
+    return htmx.redirect_to(url_for("accounts.picker"))
 
 
 @bp.get("/sign_in")
@@ -111,7 +117,7 @@ def sign_in_password_submit() -> Response:
         detail = {"reason": result.reason, "email_hash": audit.email_fingerprint(email)}
         security_log.info("authn_login_fail %s", detail)
     if result.outcome is signin.Outcome.FAILED or result.user is None:
-        return _password_step(form, error=signin.INCORRECT, status=422)
+        return _password_step(form, error=signin.INCORRECT, credentials_refused=True, status=422)
     if result.outcome is signin.Outcome.UNCONFIRMED:
         resend = ResendForm(formdata=None, email=result.user.email)
         return _password_step(form, error=signin.UNCONFIRMED, resend_form=resend, status=403)

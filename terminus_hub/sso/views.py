@@ -280,11 +280,12 @@ def settings(slug: str) -> Response:
     elif form.validate_on_submit() and _save(account, form, membership.role):
         flash(SAVED, "success")
         return redirect(url_for("sso.settings", slug=account.slug), 303)
-    return _settings_page(account, connection, form, 422 if form.errors else 200)
+    return _settings_page(account, membership, connection, form, 422 if form.errors else 200)
 
 
 def _settings_page(
     account: Account,
+    membership: Membership,
     connection: SsoConnection | None,
     form: SsoSettingsForm,
     status: int = 200,
@@ -296,6 +297,7 @@ def _settings_page(
     page = render_template(
         "sso/settings.html",
         account=account,
+        membership=membership,
         connection=connection,
         form=form,
         action_form=EmptyForm(formdata=None),
@@ -333,7 +335,7 @@ def verify_domain(slug: str, domain: str) -> Response:
     else:
         db.session.commit()
     form = _settings_form(connection)
-    return _settings_page(account, connection, form, 200, check=(domain, result))
+    return _settings_page(account, membership, connection, form, 200, check=(domain, result))
 
 
 def _settings_form(connection: SsoConnection | None) -> SsoSettingsForm:

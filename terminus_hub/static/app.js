@@ -38,15 +38,16 @@
 
   function wireCopy(root) {
     root.querySelectorAll("button[data-copy]").forEach(function (button) {
-      var input = document.getElementById(button.dataset.copy);
-      if (!input || button.dataset.wired || !navigator.clipboard) { return; }
+      var source = document.getElementById(button.dataset.copy);
+      if (!source || button.dataset.wired || !navigator.clipboard) { return; }
       button.dataset.wired = "1";
       button.hidden = false;
       button.addEventListener("click", function () {
-        navigator.clipboard.writeText(input.value).then(function () {
+        var text = source.value !== undefined ? source.value : source.textContent.trim();
+        navigator.clipboard.writeText(text).then(function () {
           button.textContent = "Copied";
         }, function () {
-          input.select();
+          window.getSelection().selectAllChildren(source);
           button.textContent = "Press Ctrl+C to copy";
         });
       });
@@ -60,8 +61,34 @@
     });
   }
 
+  // Menus (details.menu) close on Escape, giving focus back to their toggle, and on a click elsewhere.
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      menu.open = false;
+      var toggle = menu.querySelector("summary");
+      if (toggle && menu.contains(document.activeElement)) { toggle.focus(); }
+    });
+  });
+  document.addEventListener("click", function (event) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (!menu.contains(event.target)) { menu.open = false; }
+    });
+  });
+
+  // A role select saves itself when changed; its Change button is for browsers without scripts.
+  function wireAutosubmit(root) {
+    root.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+      if (select.dataset.wired || !select.form) { return; }
+      select.dataset.wired = "1";
+      var button = select.form.querySelector("[data-autosubmit-button]");
+      if (button) { button.hidden = true; }
+      select.addEventListener("change", function () { select.form.requestSubmit(); });
+    });
+  }
+
   document.addEventListener("htmx:afterSwap", function () { wireCopy(document); });
   document.addEventListener("DOMContentLoaded", function () {
-    wireReveal(document); wireCopy(document); wirePrint(document);
+    wireReveal(document); wireCopy(document); wirePrint(document); wireAutosubmit(document);
   });
 })();

@@ -49,4 +49,10 @@ def expect_account_home(page: Page, name: str) -> None:
     expect(page.get_by_role("heading", level=1)).to_have_text(name)
     workspaces = page.locator("#workspaces")
     expect(workspaces.get_by_role("heading", name="Workspaces")).to_be_visible()
-    expect(workspaces.locator("strong", has_text=re.compile(r"^Main$"))).to_be_visible()
+    expect(workspaces.get_by_role("link", name="Main", exact=True)).to_be_visible()
+
+
+def sign_out(page: Page) -> None:
+    """Open the person's menu in the top bar and sign out there."""
+    page.locator(".menu.person summary").click()
+    page.locator(".menu.person").get_by_role("button", name="Sign out").click()

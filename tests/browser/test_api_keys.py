@@ -37,7 +37,7 @@ def _create_key(page: Page, hub: Hub, shots: Shots) -> tuple[str, str]:
     shown = page.locator("#new-key-value")
     expect(shown).to_be_visible()
     expect(page.get_by_role("heading", name=f"Your new key “{KEY_NAME}”")).to_be_visible()
-    token = shown.input_value()
+    token = shown.inner_text().strip()
     assert TOKEN.match(token), token
     expect(page.locator("#key-list")).to_contain_text(KEY_NAME)
     expect(page.locator("#key-list")).to_contain_text(display_prefix(token) + "…")
@@ -94,8 +94,8 @@ def test_key_shown_once_copied_then_revoked_with_javascript(
 def test_key_shown_once_then_revoked_without_javascript(
     page_no_js: Page, hub: Hub, shots: Shots
 ) -> None:
-    """Without JavaScript the key page still works: the key is shown once in a read-only field
-    (no Copy button, which needs a script), is gone on the next visit, and can be revoked."""
+    """Without JavaScript the key page still works: the key is shown once in a code block (no
+    Copy button, which needs a script), is gone on the next visit, and can be revoked."""
     page = page_no_js
     slug, token = _create_key(page, hub, shots)
     expect(page.get_by_role("button", name="Copy")).to_be_hidden()

@@ -12,6 +12,7 @@ from playwright.sync_api import expect
 
 from tests.browser.flows import expect_account_home
 from tests.browser.flows import sign_in
+from tests.browser.flows import sign_out
 from tests.browser.harness import Hub
 from tests.browser.harness import NewPage
 from tests.browser.harness import Shots
@@ -47,7 +48,7 @@ def presence(cdp: Any, authenticator: str, enabled: bool) -> None:
 
 
 def _sign_out(page: Page, hub: Hub) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     expect(page).to_have_url(f"{hub.url}/sign_in")
 
 
@@ -84,7 +85,7 @@ def test_register_a_passkey_then_sign_in_with_it_two_ways(
     # Passwordless, with the button: the autofill request waits (no one picks it), the button
     # replaces it with its own.
     presence(cdp, authenticator, False)
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     expect(page).to_have_url(f"{hub.url}/sign_in")
     button = page.get_by_role("button", name="Sign in with a passkey")
     expect(button).to_be_visible()

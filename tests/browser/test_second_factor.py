@@ -14,6 +14,7 @@ from playwright.sync_api import expect
 from terminus_hub.accounts.settings_views import EMAIL_CHANGED
 from tests.browser.flows import expect_account_home
 from tests.browser.flows import sign_in
+from tests.browser.flows import sign_out
 from tests.browser.harness import Hub
 from tests.browser.harness import NewPage
 from tests.browser.harness import Shots
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.browser
 
 
 def _sign_out(page: Page, hub: Hub) -> None:
-    page.get_by_role("button", name="Sign out").click()
+    sign_out(page)
     expect(page).to_have_url(f"{hub.url}/sign_in")
 
 

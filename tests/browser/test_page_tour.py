@@ -1,0 +1,145 @@
+"""Every page state a person meets, checked the same way: axe-core (WCAG 2.1 A and AA) with no
+violations in light and dark, no sideways scroll on a 390 px phone, and screenshots at 1280 and
+390 px in both colour schemes (``screenshots/test_every_page_state.../``)."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page
+from playwright.sync_api import expect
+
+from tests.browser.a11y import PHONE_WIDTH
+from tests.browser.a11y import axe_violations
+from tests.browser.a11y import describe
+from tests.browser.a11y import sideways_scroll
+from tests.browser.flows import email_field
+from tests.browser.flows import enter_password
+from tests.browser.flows import expect_account_home
+from tests.browser.flows import sign_in
+from tests.browser.harness import Hub
+from tests.browser.harness import Shots
+
+pytestmark = pytest.mark.browser
+
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": PHONE_WIDTH, "height": 844}
+
+
+class Tour:
+    """Check the page as it is now, in every size and scheme; remember what failed."""
+
+    def __init__(self, page: Page, shots: Shots) -> None:
+        self.page = page
+        self.shots = shots
+        self.problems: list[str] = []
+
+    def check(self, state: str) -> None:
+        page = self.page
+        for scheme in ("light", "dark"):
+            # Reduced motion: no colour transition is caught half-way when the scheme flips.
+            page.emulate_media(color_scheme=scheme, reduced_motion="reduce")
+            for name, size in (("1280", DESKTOP), ("390", PHONE)):
+                page.set_viewport_size(size)  # type: ignore[arg-type]
+                found = axe_violations(page)
+                if found:
+                    self.problems.append(f"{state} ({name} px, {scheme}): {describe(found)}")
+                if name == "390" and (extra := sideways_scroll(page)) > 0:
+                    self.problems.append(
+                        f"{state} ({scheme}): {extra} px of sideways scroll at 390"
+                    )
+                self.shots(page, f"{state}-{name}-{scheme}")
+        page.emulate_media(color_scheme="light")
+        page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+
+
+def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shots: Shots) -> None:
+    person = hub.person("tour", accounts=("Tourists", "Second Sightseers"))
+    slug = person.slugs[0]
+    tour = Tour(page, shots)
+    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
+
+    # Before signing in: the email step, the password step with a refusal, sign-up, an error.
+    page.goto("/sign_in")
+    tour.check("sign-in-email")
+    email_field(page).fill(person.email)
+    page.get_by_role("button", name="Continue").click()
+    enter_password(page, "not the password at all")
+    password = page.get_by_label("Password", exact=True)
+    expect(password).to_have_attribute("aria-invalid", "true")
+    expect(password).to_have_attribute("aria-describedby", re.compile(r"\bsign-in-error\b"))
+    tour.check("sign-in-refused")
+    page.goto("/sign_up")
+    tour.check("sign-up")
+    page.goto("/no/such/page")
+    tour.check("error-404")
+
+    # Signed in, with two accounts: the picker, then each account page.
+    sign_in(page, person.email, person.password)
+    expect(page).to_have_url(f"{hub.url}/accounts")
+    tour.check("picker")
+    page.get_by_role("link", name=re.compile("Tourists")).click()
+    expect_account_home(page, "Tourists")
+    expect(page.locator(".switcher summary")).to_contain_text("Tourists")
+    expect(page.get_by_role("link", name="Home")).to_have_attribute("aria-current", "page")
+    tour.check("home")
+
+    page.locator("#workspaces").get_by_role("link", name="Main").click()
+    expect(page.get_by_role("heading", level=1)).to_have_text("Main")
+    expect(page.get_by_text("No records yet.")).to_be_visible()
+    tour.check("workspace-empty")
+
+    page.get_by_role("link", name="API keys").click()
+    expect(page.get_by_text("No keys yet.")).to_be_visible()
+    tour.check("keys-empty")
+    page.get_by_label("Key name").fill("Tour pipeline")
+    page.get_by_role("button", name="Create key").click()
+    expect(page.locator("#new-key-value")).to_be_visible()
+    expect(page.get_by_role("link", name="Done")).to_be_visible()
+    tour.check("keys-new-key")
+
+    page.get_by_role("link", name="Members").click()
+    page.get_by_label("Email").fill(hub.unique_email("invitee"))
+    page.get_by_role("button", name="Send invitation").click()
+    expect(page.get_by_role("heading", name="Pending invitations")).to_be_visible()
+    tour.check("members-invited")
+
+    page.get_by_role("link", name="Single sign-on").click()
+    expect(page).to_have_url(f"{hub.url}/a/{slug}/sso")
+    tour.check("sso")
+
+    page.get_by_role("link", name="Audit log").click()
+    event = page.locator(".event-text", has_text="created the API key “Tour pipeline”")
+    expect(event).to_be_visible()
+    tour.check("audit")
+
+    page.locator(".account-tabs").get_by_role("link", name="Settings").click()
+    expect(page).to_have_url(f"{hub.url}/a/{slug}/settings")
+    tour.check("account-settings")
+
+    # The person's own pages, through their menu.
+    page.locator(".menu.person summary").click()
+    page.locator(".menu.person").get_by_role("link", name="Sessions").click()
+    expect(page.get_by_role("heading", name="Your sessions")).to_be_visible()
+    tour.check("sessions")
+    page.locator(".menu.person summary").click()
+    page.locator(".menu.person").get_by_role("link", name="Settings").click()
+    expect(page).to_have_url(f"{hub.url}/settings")
+    tour.check("person-settings")
+
+    assert not tour.problems, "\n".join(tour.problems)
+
+
+def test_menus_close_on_escape_and_give_focus_back(page: Page, hub: Hub) -> None:
+    person = hub.person("menus", accounts=("Menu One", "Menu Two"))
+    sign_in(page, person.email, person.password)
+    page.goto(f"/a/{person.slugs[1]}/")
+    switcher = page.locator(".switcher")
+    switcher.locator("summary").click()
+    current = switcher.get_by_role("link", name="Menu Two")
+    expect(current).to_have_attribute("aria-current", "true")
+    switcher.get_by_role("link", name="Menu One").focus()
+    page.keyboard.press("Escape")
+    expect(switcher).not_to_have_attribute("open", "")
+    expect(switcher.locator("summary")).to_be_focused()
