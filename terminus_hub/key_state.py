@@ -86,8 +86,11 @@ CACHE = KeyCache(size=10_000)
 # is back, whichever hook noticed, that worker reads every key again.
 limiter.on_storage_change = CACHE.clear
 
-# Long enough to outlive any cached key; a generation that lapses only makes caches read again.
-GENERATION_TTL_SECONDS = 24 * 3600
+# Long enough to outlive any cached key (CACHE_SECONDS); a generation that lapses only makes
+# caches read again (a missing one is set to a fresh random value no cache holds). Short, so the
+# generations the key check sets for any well-formed key, even one that turns out unknown,
+# cost Redis no more memory than the rate-limit windows beside them.
+GENERATION_TTL_SECONDS = int(2 * CACHE_SECONDS)
 _PENDING = "terminus_changed_keys"
 
 

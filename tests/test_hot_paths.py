@@ -171,36 +171,69 @@ def test_the_window_read_with_the_hit_is_what_a_separate_read_finds(app: Flask) 
     limiter.storage.clear(item.key_for(*key))
 
 
+class _Interrupted(BaseException):
+    """Something that stops a request between its send and its read (a signal, a timeout)."""
+
+
 @needs_redis
 @pytest.mark.usefixtures("_fresh_limiter")
 @pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL)
-def test_entries_that_left_the_window_are_dropped_and_the_counts_stay_limits_own(
-    app: Flask,
+def test_a_request_stopped_between_send_and_read_never_hands_its_reply_to_the_next(
+    app: Flask, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from limits import parse
-    from limits.strategies import MovingWindowRateLimiter
+    from redis.connection import AbstractConnection
 
     strategy = limiter.limiter
     assert isinstance(strategy, OneTripMovingWindow)
-    item = parse("6 per 1 second")
-    key = ("hot-paths", f"expiry-{time.time_ns()}")
-    redis_key = limiter.storage.prefixed_key(item.key_for(*key))  # type: ignore[attr-defined]
-    connection = limiter.storage.get_connection()  # type: ignore[attr-defined]
+    item = parse("50 per minute")
+    tag = time.time_ns()
+    watched = {name: f"hot-paths-gen-{name}-{tag}" for name in ("a", "b")}
+    store = limiter.storage.get_connection()  # type: ignore[attr-defined]
+    for name, key in watched.items():
+        store.set(key, f"generation-{name}", ex=60)
+    assert strategy.hit_reading(item, watched["a"], "hot-paths", f"warm-{tag}")[1]
+    real = AbstractConnection.read_response
+    stopped = []
+
+    def stop_once(connection: Any, *args: Any, **kwargs: Any) -> Any:
+        if not stopped:
+            stopped.append(True)
+            raise _Interrupted()
+        return real(connection, *args, **kwargs)
+
+    monkeypatch.setattr(AbstractConnection, "read_response", stop_once)
     try:
-        for _ in range(5):
-            assert strategy.hit(item, *key)
-        time.sleep(1.1)  # all five leave the window
-        assert strategy.hit(item, *key)
-        assert connection.llen(redis_key) == 1  # the five are gone from Redis too
-        combined = strategy.get_window_stats(item, *key)
-        separate = MovingWindowRateLimiter(limiter.storage).get_window_stats(item, *key)
-        assert combined.remaining == separate.remaining == 5
-        for _ in range(5):
-            assert strategy.hit(item, *key)
-        assert not strategy.hit(item, *key)  # the limit still holds after the drop
-        assert MovingWindowRateLimiter(limiter.storage).get_window_stats(item, *key).remaining == 0
+        with pytest.raises(_Interrupted):
+            strategy.hit_reading(item, watched["a"], "hot-paths", f"a-{tag}")
+        # The next request on this thread gets its own answer, not the one left unread.
+        assert strategy.hit_reading(item, watched["b"], "hot-paths", f"b-{tag}")[1] == (
+            "generation-b"
+        )
     finally:
-        limiter.storage.clear(item.key_for(*key))
+        store.delete(*watched.values())
+        for name in ("warm", "a", "b"):
+            limiter.storage.clear(item.key_for("hot-paths", f"{name}-{tag}"))
+
+
+@needs_redis
+@pytest.mark.usefixtures("_fresh_limiter")
+@pytest.mark.app_config(RATELIMIT_ENABLED=True, RATELIMIT_STORAGE_URI=REDIS_URL)
+def test_a_made_up_key_leaves_nothing_in_redis_longer_than_a_minute(
+    app: Flask, client: FlaskClient
+) -> None:
+    from terminus_hub import api_tokens
+    from terminus_hub import key_state
+
+    made_up = api_tokens.generate()  # well formed, checksum and all, but never issued
+    assert client.get("/api/v1/account", headers=bearer(made_up)).status_code == 401
+    store = limiter.storage.get_connection()  # type: ignore[attr-defined]
+    with app.test_request_context():
+        generation = key_state.generation_key(api_tokens.token_hash(made_up))
+    try:
+        assert 0 < store.ttl(generation) <= 60
+    finally:
+        store.delete(generation)
 
 
 @needs_redis

@@ -32,6 +32,7 @@ from limits.strategies import MovingWindowRateLimiter
 from limits.util import WindowStats
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
+from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
@@ -286,8 +287,8 @@ def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
 # The moving window in one Redis round trip. limits' own strategy spends two per request:
 # one script to take an entry, a second to read the window back for the X-RateLimit-*
 # headers. This script does both atomically (the same two steps as limits'
-# acquire_moving_window.lua and moving_window.lua, on the same list, with the same counts),
-# and the strategy keeps the window it read for the headers of the same request.
+# acquire_moving_window.lua and moving_window.lua, on the same list), and the strategy keeps
+# the window it read for the headers of the same request.
 _ACQUIRE_AND_READ = """
 local timestamp = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
@@ -309,37 +310,18 @@ if amount <= limit then
         acquired = 1
     end
 end
--- The newest entry is first; find the last one still in the window. Each reading drops the
--- entries that have left it, so the next one usually finds the boundary within a step or two
--- of the tail; after a quiet spell, a binary search finds it.
-local count = math.min(limit, redis.call('llen', KEYS[1]))
+local low = 0
+local high = math.min(limit, redis.call('llen', KEYS[1])) - 1
 local found = nil
-local high = count - 1
-for _ = 1, 3 do
-    if high < 0 then break end
-    local value = tonumber(redis.call('lindex', KEYS[1], high))
+while low <= high do
+    local mid = math.floor((low + high) / 2)
+    local value = tonumber(redis.call('lindex', KEYS[1], mid))
     if value and value >= timestamp - expiry then
-        found = high
-        break
+        found = mid
+        low = mid + 1
+    else
+        high = mid - 1
     end
-    high = high - 1
-end
-if not found then
-    local low = 0
-    while low <= high do
-        local mid = math.floor((low + high) / 2)
-        local value = tonumber(redis.call('lindex', KEYS[1], mid))
-        if value and value >= timestamp - expiry then
-            found = mid
-            low = mid + 1
-        else
-            high = mid - 1
-        end
-    end
-end
-if found and found < count - 1 then
-    -- Entries past the window count for nothing (limits' own reading skips them too).
-    redis.call('ltrim', KEYS[1], 0, found)
 end
 -- A bearer key's generation (terminus_hub/key_state.py), read in the same round trip. One
 -- that is missing (never set, lapsed, evicted, or Redis lost its data) gets a fresh random
@@ -389,8 +371,11 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
         line = self._line
         if line.connection is None or line.pid != os.getpid():
             # Never one inherited through a fork: its socket is the parent's.
+            # Made from the pool's settings but not counted against its max_connections: this
+            # thread holds it for good.
             client: Any = self._redis.get_connection()
-            line.connection = client.connection_pool.make_connection()
+            pool = client.connection_pool
+            line.connection = pool.connection_class(**pool.connection_kwargs)
             line.pid, line.answered = os.getpid(), False
         connection = line.connection
         try:
@@ -414,10 +399,19 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
 
     @staticmethod
     def _send(connection: Any, command: str, script: Any, keys: list[str], args: list[Any]) -> Any:
-        connection.send_packed_command(
-            connection.pack_command(command, script, len(keys), *keys, *args), check_health=False
-        )
-        return connection.read_response()
+        try:
+            connection.send_packed_command(
+                connection.pack_command(command, script, len(keys), *keys, *args),
+                check_health=False,
+            )
+            return connection.read_response()
+        except ResponseError:
+            raise  # Redis answered (NOSCRIPT, a script error): the reply was read in full
+        except BaseException:
+            # Whatever stopped us between the send and the end of the read, a reply may still
+            # be on its way: never let the next request read it as its own.
+            connection.disconnect()
+            raise
 
     def _read(self) -> dict[str, tuple[float, float, int]]:
         windows = getattr(self._windows, "by_key", None)
