@@ -59,7 +59,7 @@ test-postgresql: install-dev
 # SAML IdP; on PostgreSQL and Redis when TEST_DATABASE_URL is set, else on SQLite.
 browser: install-dev
 	@bash scripts/system-packages.sh --browser
-	@bash tests/browser/axe/install.sh
+	@bash scripts/npm-ci.sh tests/browser/axe
 	$(BIN)/pytest -m browser tests/browser -p no:cacheprovider
 
 # Schema-driven fuzzing of the API (schemathesis against openapi.json); CI runs it too.

@@ -7,15 +7,7 @@ root=$(cd "$here/../.." && pwd)
 python="$root/.venv/bin/python"
 
 # The pinned linters (package-lock.json), installed again only when the lock file changes.
-stamp="$here/node_modules/.installed-$(sha1sum "$here/package-lock.json" | cut -c1-12)"
-if [ ! -f "$stamp" ]; then
-  if ! command -v npm >/dev/null; then
-    echo "openapi-lint: npm is needed (Debian: apt-get install nodejs npm)" >&2
-    exit 1
-  fi
-  npm ci --prefix "$here" --no-audit --no-fund --loglevel=error
-  touch "$stamp"
-fi
+bash "$root/scripts/npm-ci.sh" "$here"
 
 document="$root/build/openapi.json"
 mkdir -p "$root/build"
