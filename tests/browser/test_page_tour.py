@@ -127,6 +127,9 @@ def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shot
     page.locator(".menu.person").get_by_role("link", name="Settings").click()
     expect(page).to_have_url(f"{hub.url}/settings")
     tour.check("person-settings")
+    page.goto("/settings/mfa/totp")
+    expect(page.locator(".qr svg")).to_be_visible()
+    tour.check("authenticator-setup")
 
     assert not tour.problems, "\n".join(tour.problems)
 
