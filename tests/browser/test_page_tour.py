@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 
+import pyotp
 import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect
@@ -130,6 +131,11 @@ def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shot
     page.goto("/settings/mfa/totp")
     expect(page.locator(".qr svg")).to_be_visible()
     tour.check("authenticator-setup")
+    secret = page.locator("#totp-secret").input_value()
+    page.get_by_label("Code").fill(pyotp.TOTP(secret).now())
+    page.get_by_role("button", name="Turn on").click()
+    expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
+    tour.check("recovery-codes")
 
     assert not tour.problems, "\n".join(tour.problems)
 
