@@ -37,12 +37,12 @@ def _on_register(state: BlueprintSetupState) -> None:
     after = state.app.after_request_funcs.setdefault(None, [])
     for i, hook in enumerate(after):
         if getattr(hook, "func", None) is rate_limit.LIMITER_HEADERS_HOOK:
-            after[i] = rate_limit.outside_the_api_after(hook)  # type: ignore[arg-type]
+            after[i] = rate_limit.outside_the_api(hook)
     # Its teardown resets the per-request state of limits it counted: none for API calls.
     teardown = state.app.teardown_request_funcs.setdefault(None, [])
     for i, hook in enumerate(teardown):
         if hook == getattr(limiter, "_Limiter__release_context", None):
-            teardown[i] = rate_limit.outside_the_api_teardown(hook)  # type: ignore[arg-type]
+            teardown[i] = rate_limit.outside_the_api(hook)
     # App-wide, so that unrouted paths under the API (404, 405) get their headers too.
     state.app.after_request(rate_limit.add_rate_limit_headers)
     rate_limit.one_trip_moving_window(limiter)

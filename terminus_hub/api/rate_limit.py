@@ -33,7 +33,6 @@ from limits.util import WindowStats
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
@@ -247,39 +246,18 @@ def add_rate_limit_headers(response: Response) -> Response:
 LIMITER_HEADERS_HOOK = getattr(Limiter, "_Limiter__inject_headers", None)
 
 
-def outside_the_api_after(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
-    """Wrap an after-request hook so that it runs for every response but API calls'."""
+def outside_the_api(hook: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a request hook so that it runs for every request but API calls.
+
+    For API calls the wrapper hands back what it was given: an after-request hook's response,
+    nothing for a before-request hook (a teardown's return value is not read).
+    """
 
     @wraps(hook)
-    def wrapper(response: Response) -> Response:
+    def wrapper(*args: Any) -> Any:
         if not in_the_api():
-            return hook(response)
-        return response
-
-    return wrapper
-
-
-def outside_the_api_teardown(
-    hook: Callable[[BaseException | None], None],
-) -> Callable[[BaseException | None], None]:
-    """Wrap a teardown hook so that it runs after every request but API calls."""
-
-    @wraps(hook)
-    def wrapper(error: BaseException | None) -> None:
-        if not in_the_api():
-            hook(error)
-
-    return wrapper
-
-
-def outside_the_api(hook: Callable[[], Any]) -> Callable[[], Any]:
-    """Wrap a before-request hook so that it runs for every request but API calls."""
-
-    @wraps(hook)
-    def wrapper() -> Any:
-        if not in_the_api():
-            return hook()
-        return None
+            return hook(*args)
+        return args[0] if args else None
 
     return wrapper
 
@@ -354,8 +332,8 @@ class _Line(threading.local):
 class OneTripMovingWindow(MovingWindowRateLimiter):
     """limits' moving window on Redis, hit and window read in one script call.
 
-    The call goes over the thread's own connection (made by the storage's pool, with its
-    settings): one send and one read, without the client's per-command pool checkout, retry
+    The call goes over the thread's own connection (made with the storage pool's settings):
+    one send and one read, without the client's per-command pool checkout, retry
     and callback layers, which cost more CPU than the round trip itself.
     """
 
@@ -384,11 +362,7 @@ class OneTripMovingWindow(MovingWindowRateLimiter):
             except NoScriptError:
                 # Redis restarted or its scripts were flushed: send the text (Redis keeps it).
                 answer = self._send(connection, "EVAL", self._script.script, keys, args)
-        except RedisTimeoutError:
-            connection.disconnect()  # the script may have run: never sent twice
-            raise
-        except RedisConnectionError:
-            connection.disconnect()
+        except RedisConnectionError:  # a timeout is not one: the script may have run
             if not line.answered:
                 raise
             # Redis restarted or closed an idle connection: once more, on a new one.
