@@ -7,6 +7,7 @@ axe-core is pinned by ``tests/browser/axe/package-lock.json`` and installed by `
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,44 @@ def sideways_scroll(page: Page) -> int:
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     return width
+
+
+def problems(page: Page, javascript: bool = True) -> list[str]:
+    """What is wrong with the page as it is now: axe-core's violations at its present size, and
+    sideways scroll on a phone (the viewport is put back afterwards)."""
+    if not javascript:
+        return _problems_of_copy(page)
+    found = []
+    if violations := axe_violations(page):
+        found.append(f"axe-core: {describe(violations)}")
+    size = page.viewport_size
+    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    if (extra := sideways_scroll(page)) > 0:
+        found.append(f"{extra} px of sideways scroll at {PHONE_WIDTH} px")
+    if size is not None:
+        page.set_viewport_size(size)
+    return found
+
+
+def _problems_of_copy(page: Page) -> list[str]:
+    """A page with JavaScript off never fires a timer, and axe-core waits on timers: check a
+    copy of its HTML instead, served at the same address to a page that has JavaScript. The
+    copy's scripts are taken out, so it stays the page a browser without JavaScript shows."""
+    browser = page.context.browser
+    assert browser is not None
+    context = browser.new_context(viewport=page.viewport_size)
+    try:
+        copy = context.new_page()
+        html = re.sub(r"<script\b[^>]*>.*?</script>", "", page.content(), flags=re.S | re.I)
+        address = page.url
+        copy.route(
+            lambda url: url == address,
+            lambda route: route.fulfill(status=200, content_type="text/html", body=html),
+        )
+        copy.goto(address)
+        return problems(copy)
+    finally:
+        context.close()
 
 
 def describe(violations: list[dict[str, Any]]) -> str:

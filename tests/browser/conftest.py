@@ -24,6 +24,7 @@ from playwright.sync_api import ViewportSize
 from playwright.sync_api import expect
 from playwright.sync_api import sync_playwright
 
+from tests.browser.harness import WITHOUT_JAVASCRIPT
 from tests.browser.harness import Hub
 from tests.browser.harness import NewPage
 from tests.browser.harness import Shots
@@ -104,6 +105,8 @@ def new_page(browser: Browser, hub: Hub, request: pytest.FixtureRequest) -> Iter
         contexts.append(context)
         page = context.new_page()
         pages.append(page)
+        if not javascript:
+            WITHOUT_JAVASCRIPT.add(page)
         return page
 
     yield make
@@ -124,12 +127,12 @@ def page_no_js(new_page: NewPage) -> Page:
 
 
 @pytest.fixture
-def shots(request: pytest.FixtureRequest) -> Shots:
+def shots(request: pytest.FixtureRequest, hub: Hub) -> Shots:
     """Screenshots of this test's key screens, in screenshots/<test>/ (emptied first)."""
     folder = SCREENSHOTS / file_stem(request.node.name)
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
-    return Shots(folder)
+    return Shots(folder, hub.url)
 
 
 # -- reports ------------------------------------------------------------------------------------

@@ -10,7 +10,12 @@ import pyotp
 import pytest
 from playwright.sync_api import Page
 from playwright.sync_api import expect
+from sqlalchemy import delete
+from sqlalchemy import select
 
+from terminus_hub.extensions import db
+from terminus_hub.models import Account
+from terminus_hub.models import Workspace
 from tests.browser.a11y import PHONE_WIDTH
 from tests.browser.a11y import axe_violations
 from tests.browser.a11y import describe
@@ -105,6 +110,20 @@ def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shot
     expect(page.get_by_role("link", name="Done")).to_be_visible()
     tour.check("keys-new-key")
 
+    # Software with the key fills the workspace; the web app lists what it wrote.
+    key = page.locator("#new-key-value").inner_text().strip()
+    main = hub.api("/api/v1/workspaces", key).json()["data"][0]
+    for n, data in enumerate(({"plan": "team", "seats": 12}, {}, {"note": "x" * 300}), start=1):
+        body = {"workspace_id": main["id"], "title": f"Tour record {n}", "data": data}
+        assert hub.api("/api/v1/records", key, "POST", body).status_code == 201
+    page.goto(f"/a/{slug}/workspaces/{main['id']}")
+    expect(page.locator("#records tbody tr")).to_have_count(3)
+    first = page.locator("#records tr", has_text="Tour record 1")
+    first.locator("summary").click()
+    expect(first.locator("pre")).to_contain_text('"seats": 12')
+    tour.check("workspace-records")
+    page.get_by_role("link", name="API keys").click()
+
     page.get_by_role("link", name="Members").click()
     page.get_by_label("Email").fill(hub.unique_email("invitee"))
     page.get_by_role("button", name="Send invitation").click()
@@ -141,6 +160,16 @@ def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shot
     page.get_by_role("button", name="Turn on").click()
     expect(page.get_by_role("heading", name="Your recovery codes")).to_be_visible()
     tour.check("recovery-codes")
+
+    # An account made before every account had a workspace (the API keeps the last one now).
+    with hub.cli_app.app_context():
+        second = db.session.scalar(select(Account).where(Account.slug == person.slugs[1]))
+        assert second is not None
+        db.session.execute(delete(Workspace).where(Workspace.account_id == second.id))
+        db.session.commit()
+    page.goto(f"/a/{person.slugs[1]}/")
+    expect(page.get_by_text("No workspaces yet.")).to_be_visible()
+    tour.check("home-without-workspaces")
 
     assert not tour.problems, "\n".join(tour.problems)
 
