@@ -154,6 +154,19 @@ def test_owner_sees_what_to_give_the_idp(app, client, owner):
     assert 'name="metadata"' in page and 'name="domains"' in page and 'name="enforced"' in page
 
 
+def test_the_page_leads_with_setup_then_with_the_connections_state(app, client, idp, owner):
+    """Before a connection: what to give the IdP, then the form. After: its status and
+    domains first, the form next, what the IdP was given last."""
+
+    def order(page: str) -> list[str]:
+        return re.findall(r'<section class="card" id="([^"]+)"', page)
+
+    assert order(client.get(f"/a/{owner}/sso").get_data(as_text=True)) == ["sp-details", "sso-form"]
+    upload(client, owner, idp.metadata_xml)
+    page = client.get(f"/a/{owner}/sso").get_data(as_text=True)
+    assert order(page) == ["sso-status", "sso-domains", "sso-form", "sp-details"]
+
+
 def test_admin_may_open_the_page(app, client):
     slug = make_account(app)
     factories.make_user(app, email=f"adm@{DOMAIN}")

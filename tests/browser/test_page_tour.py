@@ -5,6 +5,7 @@ violations in light and dark, no sideways scroll on 390 and 360 px phones, and s
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -26,6 +27,7 @@ from tests.browser.flows import expect_account_home
 from tests.browser.flows import sign_in
 from tests.browser.harness import Hub
 from tests.browser.harness import Shots
+from tests.browser.idp_server import IdpServer
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +67,9 @@ class Tour:
         page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
 
 
-def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shots: Shots) -> None:
+def test_every_page_state_passes_axe_and_fits_a_phone(
+    page: Page, hub: Hub, idp: IdpServer, shots: Shots, tmp_path: Path
+) -> None:
     person = hub.person("tour", accounts=("Tourists", "Second Sightseers"))
     slug = person.slugs[0]
     tour = Tour(page, shots)
@@ -133,6 +137,14 @@ def test_every_page_state_passes_axe_and_fits_a_phone(page: Page, hub: Hub, shot
     page.get_by_role("link", name="Single sign-on").click()
     expect(page).to_have_url(f"{hub.url}/a/{slug}/sso")
     tour.check("sso")
+    metadata = tmp_path / "idp-metadata.xml"
+    metadata.write_text(idp.metadata_xml)
+    page.get_by_label("Email domains").fill("tour-sso.example")
+    page.get_by_label("Identity provider metadata (XML file)").set_input_files(metadata)
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#domain-tour-sso\\.example")).to_contain_text("Unverified.")
+    expect(page.locator("#sso-status")).to_contain_text("not enforced")
+    tour.check("sso-configured")
 
     page.get_by_role("link", name="Audit log").click()
     event = page.locator(".event-text", has_text="created the API key “Tour pipeline”")
