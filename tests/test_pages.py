@@ -127,6 +127,44 @@ def test_a_workspace_opens_from_home_and_lists_its_records(app, client, user) ->
     assert 'data-label="Title"' in page
 
 
+def _add_record(app: Flask, slug: str, workspace_id: str, data: object) -> str:
+    with app.app_context():
+        account = db.session.scalar(select(Account).where(Account.slug == slug))
+        record = Record(
+            account_id=account.id,  # type: ignore[union-attr]
+            workspace_id=workspace_id,
+            title="Deep",
+            data=data,
+        )
+        db.session.add(record)
+        db.session.commit()
+        return record.id
+
+
+def test_a_records_data_shows_indented_and_escaped(app, client, user) -> None:
+    workspace_id = _workspace_of(app, user.account_slug)
+    _add_record(app, user.account_slug, workspace_id, {"plan": "</pre><script>x</script>"})
+    factories.sign_in(client, user.email)
+    page = page_of(client, f"/a/{user.account_slug}/workspaces/{workspace_id}")
+    assert "{\n  &#34;plan&#34;: &#34;&lt;/pre&gt;&lt;script&gt;x&lt;/script&gt;&#34;\n}" in page
+    assert "Only the start is shown" not in page
+
+
+def test_deeply_nested_data_cannot_blow_up_the_workspace_page(app, client, user) -> None:
+    """Data of the largest size and depth the API takes, indented, would be 30 times larger: a
+    page of 50 such records is a few hundred kilobytes, not a hundred megabytes."""
+    workspace_id = _workspace_of(app, user.account_slug)
+    deep: object = [0] * 2_000
+    for _ in range(30):
+        deep = [deep]
+    for _ in range(50):
+        record_id = _add_record(app, user.account_slug, workspace_id, deep)
+    factories.sign_in(client, user.email)
+    page = page_of(client, f"/a/{user.account_slug}/workspaces/{workspace_id}")
+    assert len(page.encode()) < 250_000, len(page.encode())
+    assert f"GET http://localhost/api/v1/records/{record_id}" in page
+
+
 def test_an_empty_workspace_says_how_to_add_records(app, client, user) -> None:
     workspace_id = _workspace_of(app, user.account_slug)
     factories.sign_in(client, user.email)
@@ -159,10 +197,47 @@ def test_the_audit_log_reads_as_sentences_with_details_behind_a_disclosure(app, 
     )
     assert created.status_code == 201
     page = page_of(client, f"/a/{slug}/audit")
-    assert "Test Person created the API key “CI &lt;pipeline&gt;”" in page
+    assert f"Test Person ({user.email}) created the API key “CI &lt;pipeline&gt;”" in page
     assert "api_key.created" in page  # named once, in the details
     assert "{&#39;" not in page and "{'" not in page  # no Python reprs
     assert '<option value="api_key.created">API key created</option>' in page
+
+
+def test_a_name_chosen_to_look_like_someone_else_does_not_hide_who_acted(app, client, user):
+    """A name is whatever its person typed, even another member's address: the log names each
+    person with their own address too, as written (not capitalised)."""
+    impostor = factories.make_user(app, email="mallory@example.com", name=user.email)
+    factories.make_membership(app, user.account_slug, impostor.email, "admin")
+    factories.sign_in(client, impostor.email)
+    slug = user.account_slug
+    token = factories.csrf_token(client, f"/a/{slug}/api_keys")
+    form = {**factories.key_form("Production"), "csrf_token": token}
+    assert client.post(f"/a/{slug}/api_keys", data=form).status_code == 201
+
+    page = page_of(client, f"/a/{slug}/audit")
+
+    assert f"{user.email} (mallory@example.com) created the API key “Production”" in page
+    assert f"{user.email[:1].upper()}{user.email[1:]}" not in page
+
+
+def test_audit_details_keep_every_field_the_sentence_does_not_say() -> None:
+    from terminus_hub.accounts.audit_text import tell
+    from terminus_hub.models import AuditEvent
+
+    def details(kind: str, detail: dict[str, object]) -> dict[str, str]:
+        event = AuditEvent(
+            kind=kind, user_id="u1", actor_type="user", actor_id="u2", ip_address="", detail=detail
+        )
+        return dict(tell(event, {"u1": "ada@example.com", "u2": "grace@example.com"}).details)
+
+    assert details("passkey.registered", {"name": "YubiKey 5"})["Name"] == "YubiKey 5"
+    assert details("member.removed", {"role": "admin"})["Role"] == "admin"
+    assert "Name" not in details("api_key.created", {"name": "CI"})  # the sentence says it
+    assert details("user.renamed", {"from": "Ada", "to": "Grace"}) == {
+        "From": "Ada",
+        "To": "Grace",
+        "Event": "user.renamed",
+    }
 
 
 def test_audit_sentences_for_every_kind_name_no_placeholders() -> None:

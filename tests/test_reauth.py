@@ -255,3 +255,19 @@ def test_inviting_people_needs_a_recent_proof(app: Flask, client: FlaskClient, u
         from terminus_hub.models import Invitation
 
         assert db.session.scalar(select(func.count()).select_from(Invitation)) == 0
+
+
+def test_renaming_the_account_needs_a_fresh_password_like_its_settings_page(
+    app: Flask, client: FlaskClient, user
+) -> None:
+    factories.sign_in(client, user.email)
+    settings = f"/a/{user.account_slug}/settings"
+    token = factories.csrf_token(client, settings)
+    with freeze_time(utcnow() + LATER):
+        refused = client.post(
+            f"/a/{user.account_slug}/rename", data={"name": "Renamed", "csrf_token": token}
+        )
+        assert refused.status_code == 303 and refused.location.startswith("/reauth?next=")
+    with app.app_context():
+        names = db.session.scalars(select(AuditEvent.kind)).all()
+    assert "account.renamed" not in names

@@ -63,8 +63,6 @@ _VARIANTS: dict[tuple[str, str, Any], str] = {
         "{actor} stopped requiring a second factor for owners and admins"
     ),
 }
-# Detail fields a sentence already says, so the details do not repeat them.
-_SAID = {"name", "email", "role", "to", "domain", "left", "which", "required"}
 ACTORS = {"operator": "An operator", "anonymous": "Someone"}
 
 
@@ -82,21 +80,25 @@ class _Fields(dict[str, str]):
 
 
 def tell(event: AuditEvent, people: Mapping[str, str]) -> Told:
-    """Say what happened, naming people by their address; keep the rest as details."""
+    """Say what happened, naming people as ``people`` gives them (see ``person_label``); keep
+    every detail field the sentence does not say."""
     detail = event.detail if isinstance(event.detail, dict) else {}
     fields = _Fields({k: _text(v) for k, v in detail.items() if isinstance(k, str)})
     fields["person"] = people.get(event.user_id or "", "someone") if event.user_id else "someone"
     fields["actor"] = _actor(event, people)
     template = SENTENCES.get(event.kind)
+    said: set[str] = set()
     for (kind, key, value), variant in _VARIANTS.items():
         if kind == event.kind and detail.get(key) == value:
-            template = variant
+            template, said = variant, {key}
     if template is None:
         sentence = event.kind
     else:
         sentence = Formatter().vformat(template, (), fields)
-        sentence = sentence[:1].upper() + sentence[1:]
-    said = _SAID if template is not None else set()
+        said |= {name for _, name, _, _ in Formatter().parse(template) if name}
+        # A sentence that opens with a person keeps their name or address as it is written.
+        if not template.startswith("{") or sentence.startswith("someone"):
+            sentence = sentence[:1].upper() + sentence[1:]
     details = [(_label(k), _text(v)) for k, v in detail.items() if k not in said]
     if event.actor_type == "api_key" and event.actor_id:
         details.append(("API key", event.actor_id))
@@ -104,6 +106,12 @@ def tell(event: AuditEvent, people: Mapping[str, str]) -> Told:
         details.append(("From", event.ip_address))
     details.append(("Event", event.kind))
     return Told(sentence=sentence, details=details)
+
+
+def person_label(name: str | None, email: str) -> str:
+    """How the log names a person: their name with their address, which is theirs alone (a name
+    is whatever they chose, and may be someone else's), or the address alone."""
+    return f"{name} ({email})" if name and name != email else email
 
 
 def _actor(event: AuditEvent, people: Mapping[str, str]) -> str:

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from terminus_hub import audit
 from terminus_hub.accounts.audit_text import kind_label
+from terminus_hub.accounts.audit_text import person_label
 from terminus_hub.accounts.audit_text import tell
 from terminus_hub.accounts.blueprint import bp
 from terminus_hub.addresses import try_canonical_email
@@ -73,7 +74,7 @@ def audit_log(slug: str) -> str:
         query.order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc()).limit(PAGE_SIZE + 1)
     ).all()
     people = {
-        u.id: u.name or u.email
+        u.id: person_label(u.name, u.email)
         for u in db.session.scalars(
             select(User).where(
                 User.id.in_({r.user_id for r in rows} | {r.actor_id for r in rows} - {None})

@@ -211,6 +211,7 @@ def remove(slug: str, member_id: str) -> Response:
 
 @bp.post("/a/<slug>/rename")
 @login_required
+@reauth.required  # like the settings page that holds its form
 def rename(slug: str) -> Response:
     """Rename the account (owners only)."""
     account, membership = member_account_or_404(current_user, slug)

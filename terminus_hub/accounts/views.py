@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import abort
 from flask import flash
 from flask import render_template
@@ -64,6 +66,19 @@ def home(slug: str) -> str:
 
 # A workspace page lists its newest records; the API pages through all of them.
 RECORDS_SHOWN = 50
+# A record's data may be 64 KiB nested 32 deep, and indenting it can make it 30 times longer:
+# the page indents only short data, and shows at most this many characters of any (the API
+# gives the whole record).
+DATA_INDENTED_UP_TO = 1_000
+DATA_SHOWN = 2_000
+
+
+def data_preview(data: object) -> tuple[str, bool]:
+    """A record's data as its page shows it, and whether it was cut short."""
+    text = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    if len(text) <= DATA_INDENTED_UP_TO:
+        text = json.dumps(data, ensure_ascii=False, indent=2)
+    return text[:DATA_SHOWN], len(text) > DATA_SHOWN
 
 
 @bp.get("/a/<slug>/workspaces/<workspace_id>")
@@ -89,7 +104,7 @@ def workspace(slug: str, workspace_id: str) -> str:
         account=account,
         membership=membership,
         workspace=found,
-        records=records[:RECORDS_SHOWN],
+        records=[(record, *data_preview(record.data)) for record in records[:RECORDS_SHOWN]],
         more=len(records) > RECORDS_SHOWN,
         api_base=links.api_base(),
     )

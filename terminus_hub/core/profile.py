@@ -21,7 +21,7 @@ from terminus_hub.passwords import hash_password
 def rename_person(user: User, name: str) -> None:
     """Set the person's display name (already checked by the form); the caller commits."""
     if user.name != name:
-        audit.record("user.renamed", user=user, actor=user)
+        audit.record("user.renamed", user=user, actor=user, detail={"from": user.name, "to": name})
         user.name = name
 
 

@@ -76,19 +76,23 @@
     });
   });
 
-  // A role select saves itself when changed; its Change button is for browsers without scripts.
-  function wireAutosubmit(root) {
-    root.querySelectorAll("select[data-autosubmit]").forEach(function (select) {
+  // A role select's Change button shows only once another role is picked. Nothing is sent
+  // until it is pressed: arrow keys on a closed select fire "change" too, so saving on change
+  // would let a keyboard user promote someone by moving through the table.
+  function wireChangeButtons(root) {
+    root.querySelectorAll("select[data-change-button]").forEach(function (select) {
       if (select.dataset.wired || !select.form) { return; }
       select.dataset.wired = "1";
-      var button = select.form.querySelector("[data-autosubmit-button]");
-      if (button) { button.hidden = true; }
-      select.addEventListener("change", function () { select.form.requestSubmit(); });
+      var button = select.form.querySelector("#" + select.dataset.changeButton);
+      if (!button) { return; }
+      var saved = select.value;
+      button.hidden = true;
+      select.addEventListener("change", function () { button.hidden = select.value === saved; });
     });
   }
 
   document.addEventListener("htmx:afterSwap", function () { wireCopy(document); });
   document.addEventListener("DOMContentLoaded", function () {
-    wireReveal(document); wireCopy(document); wirePrint(document); wireAutosubmit(document);
+    wireReveal(document); wireCopy(document); wirePrint(document); wireChangeButtons(document);
   });
 })();

@@ -198,3 +198,31 @@ def test_menus_close_on_escape_and_give_focus_back(page: Page, hub: Hub) -> None
     page.keyboard.press("Escape")
     expect(switcher).not_to_have_attribute("open", "")
     expect(switcher.locator("summary")).to_be_focused()
+
+
+def test_a_role_changes_only_when_change_is_pressed(page: Page, hub: Hub) -> None:
+    """Arrow keys on a closed select fire "change": moving through the members table with the
+    keyboard must not promote anyone. Change appears once another role is picked, and saves."""
+    owner = hub.person("roles", accounts=("Role Play",))
+    slug = owner.slugs[0]
+    member = hub.person("role-member", accounts=())
+    hub.cli("accounts", "add-member", slug, member.email, "--role", "member")
+    sign_in(page, owner.email, owner.password)
+    page.goto(f"/a/{slug}/members")
+    role = page.get_by_label(f"Role of {member.email}")
+    change = page.locator("form", has=role).get_by_role("button", name="Change")
+    expect(change).to_be_hidden()
+
+    role.focus()
+    page.keyboard.press("ArrowDown")
+    expect(role).to_have_value("admin")
+    expect(change).to_be_visible()
+    page.reload()
+    expect(page.get_by_label(f"Role of {member.email}")).to_have_value("member")  # nothing sent
+
+    role = page.get_by_label(f"Role of {member.email}")
+    role.select_option("admin")
+    page.locator("form", has=role).get_by_role("button", name="Change").click()
+    expect(page.get_by_label(f"Role of {member.email}")).to_have_value("admin")
+    page.reload()
+    expect(page.get_by_label(f"Role of {member.email}")).to_have_value("admin")
