@@ -20,7 +20,19 @@ from tests.browser.harness import Shots
 pytestmark = pytest.mark.browser
 
 
+# Counts the WebAuthn sign-in requests a page makes (window.passkeyRequests), so a test can
+# wait for one to have started. Playwright adds it to every page, outside the CSP.
+_COUNT_REQUESTS = """
+window.passkeyRequests = 0;
+if (navigator.credentials) {
+  const get = navigator.credentials.get.bind(navigator.credentials);
+  navigator.credentials.get = (options) => { window.passkeyRequests += 1; return get(options); };
+}
+"""
+
+
 def _virtual_authenticator(page: Page) -> tuple[Any, str]:
+    page.add_init_script(_COUNT_REQUESTS)
     cdp = page.context.new_cdp_session(page)
     cdp.send("WebAuthn.enable")
     added = cdp.send(
@@ -83,14 +95,17 @@ def test_register_a_passkey_then_sign_in_with_it_two_ways(
     expect_account_home(page, "Passkey Co")
 
     # Passwordless, with the button: the autofill request waits (no one picks it), the button
-    # replaces it with its own.
+    # replaces it with its own. The virtual authenticator decides when a request starts whether
+    # it is touched, so the touch is switched on between the two requests: after the page's
+    # autofill request started, before the button makes its own.
     presence(cdp, authenticator, False)
     sign_out(page)
     expect(page).to_have_url(f"{hub.url}/sign_in")
+    page.wait_for_function("() => window.passkeyRequests === 1")
+    presence(cdp, authenticator, True)
     button = page.get_by_role("button", name="Sign in with a passkey")
     expect(button).to_be_visible()
-    button.click()  # stops the autofill request and makes its own, which waits for a touch
-    presence(cdp, authenticator, True)
+    button.click()  # stops the autofill request and makes its own, which is answered
     expect_account_home(page, "Passkey Co")
 
     # As the second factor after the password (the autofill must not answer first).
