@@ -113,6 +113,11 @@ def test_every_page_state_passes_axe_and_fits_a_phone(
     expect(page.locator("#new-key-value")).to_be_visible()
     expect(page.get_by_role("link", name="Done")).to_be_visible()
     tour.check("keys-new-key")
+    # On a phone the whole key shows, wrapped, instead of scrolling inside its box.
+    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    hidden = "(el) => el.parentElement.scrollWidth - el.parentElement.clientWidth"
+    assert page.locator("#new-key-value").evaluate(hidden) == 0
+    page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
 
     # Software with the key fills the workspace; the web app lists what it wrote.
     key = page.locator("#new-key-value").inner_text().strip()
