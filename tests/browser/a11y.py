@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from playwright.sync_api import Page
+from playwright.sync_api import ViewportSize
 
 AXE = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
 # WCAG 2.1 levels A and AA.
 TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 PHONE_WIDTH = 390
+PHONE: ViewportSize = {"width": PHONE_WIDTH, "height": 844}
 
 
 def axe_violations(page: Page) -> list[dict[str, Any]]:
@@ -54,7 +56,7 @@ def problems(page: Page, javascript: bool = True) -> list[str]:
     if violations := axe_violations(page):
         found.append(f"axe-core: {describe(violations)}")
     size = page.viewport_size
-    page.set_viewport_size({"width": PHONE_WIDTH, "height": 844})
+    page.set_viewport_size(PHONE)
     if (extra := sideways_scroll(page)) > 0:
         found.append(f"{extra} px of sideways scroll at {PHONE_WIDTH} px")
     if size is not None:

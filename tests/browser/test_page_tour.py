@@ -17,7 +17,7 @@ from sqlalchemy import select
 from terminus_hub.extensions import db
 from terminus_hub.models import Account
 from terminus_hub.models import Workspace
-from tests.browser.a11y import PHONE_WIDTH
+from tests.browser.a11y import PHONE
 from tests.browser.a11y import axe_violations
 from tests.browser.a11y import describe
 from tests.browser.a11y import sideways_scroll
@@ -32,7 +32,6 @@ from tests.browser.idp_server import IdpServer
 pytestmark = pytest.mark.browser
 
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": PHONE_WIDTH, "height": 844}
 NARROWEST = {"width": 360, "height": 740}
 
 
@@ -114,7 +113,7 @@ def test_every_page_state_passes_axe_and_fits_a_phone(
     expect(page.get_by_role("link", name="Done")).to_be_visible()
     tour.check("keys-new-key")
     # On a phone the whole key shows, wrapped, instead of scrolling inside its box.
-    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    page.set_viewport_size(PHONE)
     hidden = "(el) => el.parentElement.scrollWidth - el.parentElement.clientWidth"
     assert page.locator("#new-key-value").evaluate(hidden) == 0
     page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
@@ -173,7 +172,7 @@ def test_every_page_state_passes_axe_and_fits_a_phone(
     expect(page.locator(".qr svg")).to_be_visible()
     tour.check("authenticator-setup")
     # On a phone the whole setup key shows in its field, for typing it in by hand.
-    page.set_viewport_size(PHONE)  # type: ignore[arg-type]
+    page.set_viewport_size(PHONE)
     assert page.locator("#totp-secret").evaluate("(el) => el.scrollWidth - el.clientWidth") == 0
     page.set_viewport_size(DESKTOP)  # type: ignore[arg-type]
     secret = page.locator("#totp-secret").input_value()
